@@ -1,0 +1,62 @@
+# dhn: the user's verbs. Each is a line or two that calls a tool; see README.md.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+ENV := . tools/env.sh &&
+REQ_STAMP := $(VENV)/.stamp-$(shell sha256sum requirements.txt | cut -c1-12)
+
+DATASET ?= cifar10
+BITS ?= 48
+VARIANT ?= dhn
+TRAIN_ARGS = $(if $(LR),--lr $(LR)) $(if $(LAMBDA),--lambda $(LAMBDA)) $(if $(ITERS),--iters $(ITERS)) $(if $(GPU),--gpu $(GPU))
+
+.PHONY: setup system-deps venv caffe test demo train sweep weights data report bench prototxt clean-caffe
+
+setup: system-deps venv caffe
+	@$(ENV) echo "dhn: ready. venv: $$DHN_VENV  caffe: $$CAFFE_ROOT  (wrapper: tools/caffe)"
+
+system-deps:
+	@bash tools/build/system_deps.sh
+
+venv: $(REQ_STAMP)
+$(REQ_STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.stamp-* && touch $@
+
+# The cache entry is keyed by Caffe version, patches, Python and variant: a no-op when built.
+# CUDA=1 [CUDA_ARCH=90] builds the GPU variant into its own entry.
+caffe: venv
+	@if [ -n "$$CAFFE_ROOT" ]; then echo "dhn: using CAFFE_ROOT=$$CAFFE_ROOT (no build)"; \
+	 else PYTHON=$(VENV)/bin/python CUDA=$(or $(CUDA),0) bash tools/build/build_caffe.sh >/dev/null; fi
+
+test:
+	$(ENV) python -m pytest -q tests
+
+demo:
+	$(ENV) python -m dhn.demo
+
+data:
+	$(ENV) python -m dhn.convert $(DATASET)
+
+train:
+	$(ENV) python -m dhn.train --dataset $(DATASET) --bits $(BITS) --variant $(VARIANT) $(TRAIN_ARGS)
+
+sweep:
+	$(ENV) python -m dhn.sweep --dataset $(DATASET) --bits $(BITS) $(TRAIN_ARGS)
+
+weights:
+	$(ENV) python -m dhn.weights
+
+report:
+	$(ENV) python -m dhn.report
+
+bench:
+	$(ENV) python -m dhn.bench
+
+prototxt:
+	$(ENV) python -m dhn.netgen
+
+clean-caffe:
+	rm -rf "$${DHN_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/dhn}"

@@ -1,0 +1,12 @@
+"""Shared test set-up. Tests run under tools/env.sh (`make test`), so pycaffe, layers/ and
+tools/ are importable. Helper modules that write tiny real-format data live beside the tests
+(tests/datagen.py, ...) and are imported by name: this folder is put on sys.path here."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import pytest  # noqa: E402
+
+if "DHN_ROOT" not in os.environ:
+    raise pytest.UsageError("run the tests through `make test` (it sources tools/env.sh)")

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Build BVLC Caffe (CPU, pycaffe, Python layer, LMDB, OpenCV) into a cache entry keyed by
+# the Caffe version, the project's patches, the Python and the variant. A second run with
+# the same key does nothing. Facts this depends on: ../shared/README.md §1.
+#
+#   build_caffe.sh            print nothing but build (if needed); last line = install prefix
+#   build_caffe.sh --prefix   print the cache entry's path; exit 1 if it is not built yet
+#   CUDA=1 CUDA_ARCH=90 ...   the CUDA variant (no cuDNN), in its own cache entry
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+# Debian 11's source package: BVLC master of 2018-08-21 + Debian's patches (OpenCV 4 fix).
+CAFFE_DEB_VERSION=${CAFFE_DEB_VERSION:-1.0.0+git20180821.99bd997-8}
+PYTHON=${PYTHON:-python3}
+CACHE=${DHN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dhn}
+CUDA=${CUDA:-0}
+JOBS=${JOBS:-$(nproc)}
+
+pyver=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+# Bump RECIPE when a change below alters what gets built (cmake options, install layout).
+RECIPE=1
+patch_hash=$(cat "$here"/patches/*.patch | sha256sum | cut -c1-12)
+variant=cpu
+if [ "$CUDA" = 1 ]; then
+  CUDA_ARCH=${CUDA_ARCH:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d . || true)}
+  [ -n "$CUDA_ARCH" ] || { echo "build_caffe: no GPU found by nvidia-smi; give the architecture, e.g. CUDA_ARCH=90" >&2; exit 2; }
+  variant=cuda$CUDA_ARCH
+fi
+key="caffe-${CAFFE_DEB_VERSION//[^A-Za-z0-9.]/_}-py$pyver-$variant-r$RECIPE-$patch_hash"
+prefix="$CACHE/$key"
+
+if [ "${1:-}" = --prefix ]; then
+  echo "$prefix"; [ -f "$prefix/.complete" ]; exit
+fi
+if [ -f "$prefix/.complete" ]; then
+  echo "$prefix"; exit 0
+fi
+
+log() { echo "build_caffe: $*" >&2; }
+work="$CACHE/work-$key"
+rm -rf "$work" "$prefix.tmp"; mkdir -p "$work"
+
+# 1. Fetch the Debian source package with a private apt config: the system's sources stay
+#    untouched. The mirror is the one the system's own sources name.
+mirror=$(grep -rhoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
+         | grep -v security | head -1 | tr -d ' ' || true)
+mirror=${mirror:-http://deb.debian.org/debian}
+apt_dir="$work/apt"; mkdir -p "$apt_dir/lists/partial"
+echo "deb-src [trusted=yes] ${mirror%/} bullseye main" > "$apt_dir/sources.list"
+apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+          -o "Dir::State::Lists=$apt_dir/lists" -o Debug::NoLocking=1)
+log "fetching caffe $CAFFE_DEB_VERSION source from $mirror (bullseye)"
+apt-get "${apt_opts[@]}" -qq update >&2
+(cd "$work" && apt-get "${apt_opts[@]}" -qq source --download-only "caffe=$CAFFE_DEB_VERSION" >&2)
+(cd "$work" && dpkg-source -x --no-check caffe_*.dsc src >&2)   # applies Debian's patches
+
+# 2. The project's own patches (each says why at its top).
+for p in "$here"/patches/*.patch; do
+  log "patch $(basename "$p")"
+  patch -d "$work/src" -p1 --forward --quiet < "$p" >&2
+done
+
+# 3. Configure and build.
+pyexe=$(command -v "$PYTHON")
+pyinc=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+pylib=$("$PYTHON" -c 'import sysconfig, os; print(os.path.join(sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("LDLIBRARY")))')
+cmake_opts=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix.tmp"
+  -DBLAS=Open -DBUILD_python=ON -DBUILD_python_layer=ON -Dpython_version="$pyver"
+  -DPYTHON_EXECUTABLE="$pyexe" -DPYTHON_INCLUDE_DIR="$pyinc" -DPYTHON_LIBRARY="$pylib"
+  -DUSE_LMDB=ON -DUSE_OPENCV=ON -DUSE_LEVELDB=ON -DBUILD_docs=OFF
+  -DCMAKE_SKIP_RPATH=OFF -DCMAKE_INSTALL_RPATH="$prefix/lib")
+if [ "$CUDA" = 1 ]; then
+  # cuBLAS/cuRAND may come from PyPI wheels (nvidia-cublas, nvidia-curand): CUDA_EXTRA_ROOT.
+  extra=${CUDA_EXTRA_ROOT:-}
+  cmake_opts+=(-DCPU_ONLY=OFF -DUSE_CUDNN=OFF -DCUDA_ARCH_NAME=Manual -DCUDA_ARCH_BIN="$CUDA_ARCH"
+    -DCUDA_ARCH_PTX="$CUDA_ARCH"
+    "-DCUDA_NVCC_FLAGS=-static-global-template-stub=false;-device-entity-has-hidden-visibility=false")
+  if [ -n "$extra" ]; then
+    cmake_opts+=(-DCUDA_CUBLAS_LIBRARIES="$(ls "$extra"/lib/libcublas.so* | head -1)"
+                 -DCUDA_curand_LIBRARY="$(ls "$extra"/lib/libcurand.so* | head -1)"
+                 -DCMAKE_CXX_FLAGS="-I$extra/include")
+  fi
+else
+  cmake_opts+=(-DCPU_ONLY=ON)
+fi
+mkdir -p "$work/build"
+log "configuring ($variant, python $pyver)"
+(cd "$work/build" && cmake "${cmake_opts[@]}" ../src > cmake.log 2>&1 && cmake ../src >> cmake.log 2>&1) \
+  || { tail -30 "$work/build/cmake.log" >&2; log "cmake failed; full log: $work/build/cmake.log"; exit 1; }
+log "compiling with $JOBS jobs (a few minutes; log: $work/build/make.log)"
+start=$(date +%s)
+(cd "$work/build" && make -j"$JOBS" all > make.log 2>&1 && make install >> make.log 2>&1) \
+  || { tail -30 "$work/build/make.log" >&2; log "build failed; full log: $work/build/make.log"; exit 1; }
+log "compiled in $(( $(date +%s) - start )) s"
+
+# 4. Publish atomically: only a finished build carries .complete.
+printf 'caffe %s\nvariant %s\npython %s\npatches %s\n' "$CAFFE_DEB_VERSION" "$variant" "$pyver" "$patch_hash" > "$prefix.tmp/BUILD_INFO"
+rm -rf "$prefix"; mv "$prefix.tmp" "$prefix"
+touch "$prefix/.complete"
+rm -rf "$work"
+echo "$prefix"

@@ -1,0 +1,1 @@
+"""dhn's tools: importable functions behind thin command-line mains (python -m dhn.<tool>)."""

@@ -1,0 +1,42 @@
+"""python -m dhn.bench [NAME ...]: run the benchmarks, print the table, write runs/bench.json."""
+import argparse
+import importlib
+import json
+import os
+import pkgutil
+import sys
+
+import dhn.bench as pkg
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("only", nargs="*", help="module names to run (default: all bench_* modules)")
+    ap.add_argument("--out", default=os.path.join(os.environ.get("DHN_ROOT", "."), "runs", "bench.json"))
+    args = ap.parse_args(argv)
+    names = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("bench_"))
+    if args.only:
+        names = [n for n in names if n in args.only or n[len("bench_"):] in args.only]
+    figures = []
+    for name in names:
+        print("== %s" % name, file=sys.stderr, flush=True)
+        figures += importlib.import_module("dhn.bench." + name).run()
+    print("%-44s %14s  %-8s %9s  %s" % ("figure", "value", "unit", "ratio", "compared with"))
+    for f in figures:
+        ratio = "" if f.ratio is None else "%.3g" % f.ratio
+        print("%-44s %14.6g  %-8s %9s  %s" % (f.name, f.value, f.unit, ratio, f.versus))
+    flat = {}
+    for f in figures:
+        flat[f.name] = f.value
+        if f.ratio is not None:
+            flat[f.name + ".ratio"] = f.ratio
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    tmp = args.out + ".tmp"
+    with open(tmp, "w") as fh:
+        json.dump(flat, fh, indent=1, sort_keys=True)
+    os.replace(tmp, args.out)
+    print("wrote %s" % args.out, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Caffe Datum records in LMDB: the one reader/writer every tool uses.
+
+Keys are zero-padded record indices (``%08d``), because LMDB iterates in key order and
+Caffe's Data layer reads in that order: the images DB and the labels DB line up by key.
+Images are stored as Caffe does, C×H×W uint8 in BGR order, raw or encoded (PNG/JPEG bytes
+with ``encoded = True``, which Caffe's Data layer decodes with OpenCV).
+"""
+import os
+
+import cv2
+import lmdb
+import numpy as np
+from caffe.proto import caffe_pb2
+
+KEY_FORMAT = "%08d"
+COMMIT_EVERY = 1000
+
+
+def image_datum(bgr_hwc, label=0, encoding=None):
+    """A Datum for an H×W×3 BGR uint8 image; encoding None (raw), 'png' or 'jpg'."""
+    datum = caffe_pb2.Datum()
+    datum.label = int(label)
+    if encoding is None:
+        chw = np.ascontiguousarray(bgr_hwc.transpose(2, 0, 1))
+        datum.channels, datum.height, datum.width = chw.shape
+        datum.data = chw.tobytes()
+    else:
+        ok, buf = cv2.imencode("." + encoding, bgr_hwc)
+        if not ok:
+            raise ValueError("OpenCV could not encode an image as %s" % encoding)
+        datum.channels, datum.height, datum.width = bgr_hwc.shape[2], bgr_hwc.shape[0], bgr_hwc.shape[1]
+        datum.data = buf.tobytes()
+        datum.encoded = True
+    return datum
+
+
+def label_datum(labels):
+    """A Datum holding a label vector (C×1×1 uint8), read by a second Data layer as N×C×1×1."""
+    vec = np.asarray(labels, dtype=np.uint8).reshape(-1)
+    datum = caffe_pb2.Datum()
+    datum.channels, datum.height, datum.width = vec.size, 1, 1
+    datum.data = vec.tobytes()
+    return datum
+
+
+def datum_array(datum):
+    """C×H×W uint8 array of a Datum (decodes encoded images to BGR like Caffe does)."""
+    if datum.encoded:
+        img = cv2.imdecode(np.frombuffer(datum.data, np.uint8), cv2.IMREAD_COLOR)
+        return img.transpose(2, 0, 1)
+    if datum.data:
+        return np.frombuffer(datum.data, np.uint8).reshape(datum.channels, datum.height, datum.width)
+    return np.asarray(datum.float_data, np.float32).reshape(datum.channels, datum.height, datum.width)
+
+
+class Writer:
+    """Append Datums under consecutive keys; commits in batches. Use as a context manager."""
+
+    def __init__(self, path, map_size=1 << 40):
+        self.env = lmdb.open(path, map_size=map_size, subdir=True, meminit=False, map_async=True)
+        self.txn = self.env.begin(write=True)
+        self.count = 0
+
+    def put(self, datum):
+        self.txn.put((KEY_FORMAT % self.count).encode(), datum.SerializeToString())
+        self.count += 1
+        if self.count % COMMIT_EVERY == 0:
+            self.txn.commit()
+            self.txn = self.env.begin(write=True)
+
+    def close(self):
+        if self.txn is not None:
+            self.txn.commit()
+            self.txn = None
+            self.env.sync()
+            self.env.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is not None and self.txn is not None:
+            self.txn.abort()
+            self.txn = None
+            self.env.close()
+        else:
+            self.close()
+
+
+def count(path):
+    with lmdb.open(path, readonly=True, lock=False) as env:
+        return env.stat()["entries"]
+
+
+def read(path, start=0, stop=None):
+    """Yield Datums in key order, records [start, stop)."""
+    if not os.path.isdir(path):
+        raise FileNotFoundError("%s: no such LMDB (convert the dataset first: make data DATASET=...)" % path)
+    env = lmdb.open(path, readonly=True, lock=False)
+    try:
+        with env.begin() as txn:
+            cur = txn.cursor()
+            if not cur.set_range((KEY_FORMAT % start).encode()):
+                return
+            for i, (_, value) in enumerate(cur, start):
+                if stop is not None and i >= stop:
+                    break
+                datum = caffe_pb2.Datum()
+                datum.ParseFromString(value)
+                yield datum
+    finally:
+        env.close()
