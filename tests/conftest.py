@@ -5,6 +5,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
+# Caffe's glog INFO lines drown pytest's output; warnings and errors still show.
+os.environ.setdefault("GLOG_minloglevel", "2")
 
 import pytest  # noqa: E402
 

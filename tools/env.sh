@@ -14,8 +14,11 @@ fi
 export CAFFE_ROOT
 # The caffe binary embeds the *base* interpreter, not the venv: the venv's site-packages
 # must be on PYTHONPATH for a Python layer to import numpy (../shared/README.md §1).
+# pycaffe: our install tree puts it in lib/python3/dist-packages, a source-tree build in python/.
+_dhn_pycaffe=$CAFFE_ROOT/python
+[ -d "$CAFFE_ROOT/lib/python3/dist-packages/caffe" ] && _dhn_pycaffe=$CAFFE_ROOT/lib/python3/dist-packages
 _dhn_site=$("$DHN_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-export PYTHONPATH="$DHN_ROOT/layers:$DHN_ROOT/tools:$CAFFE_ROOT/python:$_dhn_site${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$DHN_ROOT/layers:$DHN_ROOT/tools:$_dhn_pycaffe:$_dhn_site${PYTHONPATH:+:$PYTHONPATH}"
 export PATH="$DHN_VENV/bin:$CAFFE_ROOT/bin:$PATH"
 export LD_LIBRARY_PATH="$CAFFE_ROOT/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-unset _dhn_site
+unset _dhn_site _dhn_pycaffe

@@ -38,7 +38,9 @@ fi
 
 log() { echo "build_caffe: $*" >&2; }
 work="$CACHE/work-$key"
-rm -rf "$work" "$prefix.tmp"; mkdir -p "$work"
+# Installed straight into $prefix (Caffe's CMake bakes the install path into the rpath);
+# only a finished build gets the .complete marker, and a half-built $prefix is wiped first.
+rm -rf "$work" "$prefix"; mkdir -p "$work"
 
 # 1. Fetch the Debian source package with a private apt config: the system's sources stay
 #    untouched. The mirror is the one the system's own sources name.
@@ -64,11 +66,11 @@ done
 pyexe=$(command -v "$PYTHON")
 pyinc=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 pylib=$("$PYTHON" -c 'import sysconfig, os; print(os.path.join(sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("LDLIBRARY")))')
-cmake_opts=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix.tmp"
+cmake_opts=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix"
   -DBLAS=Open -DBUILD_python=ON -DBUILD_python_layer=ON -Dpython_version="$pyver"
   -DPYTHON_EXECUTABLE="$pyexe" -DPYTHON_INCLUDE_DIR="$pyinc" -DPYTHON_LIBRARY="$pylib"
   -DUSE_LMDB=ON -DUSE_OPENCV=ON -DUSE_LEVELDB=ON -DBUILD_docs=OFF
-  -DCMAKE_SKIP_RPATH=OFF -DCMAKE_INSTALL_RPATH="$prefix/lib")
+)
 if [ "$CUDA" = 1 ]; then
   # cuBLAS/cuRAND may come from PyPI wheels (nvidia-cublas, nvidia-curand): CUDA_EXTRA_ROOT.
   extra=${CUDA_EXTRA_ROOT:-}
@@ -93,9 +95,8 @@ start=$(date +%s)
   || { tail -30 "$work/build/make.log" >&2; log "build failed; full log: $work/build/make.log"; exit 1; }
 log "compiled in $(( $(date +%s) - start )) s"
 
-# 4. Publish atomically: only a finished build carries .complete.
-printf 'caffe %s\nvariant %s\npython %s\npatches %s\n' "$CAFFE_DEB_VERSION" "$variant" "$pyver" "$patch_hash" > "$prefix.tmp/BUILD_INFO"
-rm -rf "$prefix"; mv "$prefix.tmp" "$prefix"
+# 4. Mark it complete: only a finished build carries .complete.
+printf 'caffe %s\nvariant %s\npython %s\npatches %s\n' "$CAFFE_DEB_VERSION" "$variant" "$pyver" "$patch_hash" > "$prefix/BUILD_INFO"
 touch "$prefix/.complete"
 rm -rf "$work"
 echo "$prefix"

@@ -1,0 +1,226 @@
+"""The one generator of every prototxt (pycaffe NetSpec): train nets, deploy nets, solvers.
+
+python -m dhn.netgen            rewrite prototxt/ (the committed files are exactly this output)
+python -m dhn.netgen --check    exit 1 if prototxt/ differs from what the generator writes
+
+Backbones:
+- ``alexnet``: BVLC AlexNet conv1–fc7 with BVLC's layer names and shapes, so
+  ``caffe train -weights bvlc_alexnet.caffemodel`` copies conv1–fc7 (fc8 is absent and
+  ignored); input 256×256 LMDB, 227 crop, BGR mean 104/117/123.
+- ``tiny``: a small CNN trained from scratch, for the offline demo (32×32 images, 28 crop).
+Both feed ``fch`` (InnerProduct K, gaussian std 0.01, lr_mult 10/20) → TanH → blob ``code``.
+
+λ (``lambda_``) is the paper's: its objective *sums* the pairwise term over pairs and the
+quantization term over images and bits. The layers *average* (pairs over B², quantization over
+B·K), so after dividing the whole objective by B² the quantization layer's loss_weight is
+λ·K/B. The authors' released code (loss weight 0.2 on a gradient divided by B only,
+../shared/README.md §3) corresponds to λ = 0.2·B = 12.8 at B = 64: our default λ = 10 is the
+nearest point of the paper's ×10 grid.
+"""
+import argparse
+import difflib
+import os
+import sys
+
+from caffe import layers as L, params as P, NetSpec  # noqa: N812
+from caffe.proto import caffe_pb2
+
+BATCH = 64
+DEFAULT_LR = 2e-5        # the authors' solver (../shared/README.md §3)
+DEFAULT_LAMBDA = 10.0    # see the module docstring
+VARIANTS = ("dhn", "dhn-q", "dhn-e")   # dhn-b is dhn's net, retrieved without sign()
+BITS = (12, 24, 32, 48)
+DATASETS = {
+    # name: backbone, number of labels, and the solver's schedule (authors' values for AlexNet)
+    "cifar10": dict(backbone="alexnet", num_labels=10),
+    "nuswide21": dict(backbone="alexnet", num_labels=21),
+    "flickr25k": dict(backbone="alexnet", num_labels=38),
+    "demo": dict(backbone="tiny", num_labels=6),
+}
+BACKBONES = {
+    "alexnet": dict(size=256, crop=227, mean=(104, 117, 123)),
+    "tiny": dict(size=32, crop=28, mean=(128, 128, 128)),
+}
+SOLVER_DEFAULTS = dict(lr_policy="step", gamma=0.5, stepsize=500, max_iter=3000,
+                       momentum=0.9, weight_decay=0.0005, display=20, snapshot=500,
+                       random_seed=1234)
+DEMO_SOLVER = dict(stepsize=400, max_iter=1200, snapshot=400, display=50)
+DEMO_LR = 1e-2
+
+PROTOTXT_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "prototxt")
+
+LEARN = [dict(lr_mult=1, decay_mult=1), dict(lr_mult=2, decay_mult=0)]
+FCH_LEARN = [dict(lr_mult=10, decay_mult=1), dict(lr_mult=20, decay_mult=0)]
+
+
+def _conv(bottom, n_out, kernel, stride=1, pad=0, group=1, bias=0.0):
+    return L.Convolution(bottom, num_output=n_out, kernel_size=kernel, stride=stride, pad=pad,
+                         group=group, param=LEARN,
+                         weight_filler=dict(type="gaussian", std=0.01),
+                         bias_filler=dict(type="constant", value=bias))
+
+
+def _fc(bottom, n_out, std=0.005, bias=0.1, param=LEARN):
+    return L.InnerProduct(bottom, num_output=n_out, param=param,
+                          weight_filler=dict(type="gaussian", std=std),
+                          bias_filler=dict(type="constant", value=bias))
+
+
+def alexnet_body(n, train):
+    """conv1–fc7 as in BVLC's models/bvlc_alexnet/train_val.prototxt (names, shapes, fillers)."""
+    n.conv1 = _conv(n.data, 96, 11, stride=4)
+    n.relu1 = L.ReLU(n.conv1, in_place=True)
+    n.norm1 = L.LRN(n.conv1, local_size=5, alpha=1e-4, beta=0.75)
+    n.pool1 = L.Pooling(n.norm1, pool=P.Pooling.MAX, kernel_size=3, stride=2)
+    n.conv2 = _conv(n.pool1, 256, 5, pad=2, group=2, bias=0.1)
+    n.relu2 = L.ReLU(n.conv2, in_place=True)
+    n.norm2 = L.LRN(n.conv2, local_size=5, alpha=1e-4, beta=0.75)
+    n.pool2 = L.Pooling(n.norm2, pool=P.Pooling.MAX, kernel_size=3, stride=2)
+    n.conv3 = _conv(n.pool2, 384, 3, pad=1)
+    n.relu3 = L.ReLU(n.conv3, in_place=True)
+    n.conv4 = _conv(n.conv3, 384, 3, pad=1, group=2, bias=0.1)
+    n.relu4 = L.ReLU(n.conv4, in_place=True)
+    n.conv5 = _conv(n.conv4, 256, 3, pad=1, group=2, bias=0.1)
+    n.relu5 = L.ReLU(n.conv5, in_place=True)
+    n.pool5 = L.Pooling(n.conv5, pool=P.Pooling.MAX, kernel_size=3, stride=2)
+    n.fc6 = _fc(n.pool5, 4096)
+    n.relu6 = L.ReLU(n.fc6, in_place=True)
+    if train:
+        n.drop6 = L.Dropout(n.fc6, dropout_ratio=0.5, in_place=True)
+    n.fc7 = _fc(n.fc6, 4096)
+    n.relu7 = L.ReLU(n.fc7, in_place=True)
+    if train:
+        n.drop7 = L.Dropout(n.fc7, dropout_ratio=0.5, in_place=True)
+    return n.fc7
+
+
+def tiny_body(n, train):
+    """A small CNN for 28×28 crops, trained from scratch (the offline demo's backbone)."""
+    n.conv1 = L.Convolution(n.data, num_output=32, kernel_size=5, pad=2, param=LEARN,
+                            weight_filler=dict(type="xavier"), bias_filler=dict(type="constant"))
+    n.relu1 = L.ReLU(n.conv1, in_place=True)
+    n.pool1 = L.Pooling(n.conv1, pool=P.Pooling.MAX, kernel_size=2, stride=2)
+    n.conv2 = L.Convolution(n.pool1, num_output=64, kernel_size=5, pad=2, param=LEARN,
+                            weight_filler=dict(type="xavier"), bias_filler=dict(type="constant"))
+    n.relu2 = L.ReLU(n.conv2, in_place=True)
+    n.pool2 = L.Pooling(n.conv2, pool=P.Pooling.MAX, kernel_size=2, stride=2)
+    n.fc7 = L.InnerProduct(n.pool2, num_output=256, param=LEARN,
+                           weight_filler=dict(type="xavier"), bias_filler=dict(type="constant"))
+    n.relu7 = L.ReLU(n.fc7, in_place=True)
+    return n.fc7
+
+
+BODIES = {"alexnet": alexnet_body, "tiny": tiny_body}
+
+
+def hash_head(n, feature, bits):
+    n.fch = L.InnerProduct(feature, num_output=bits, param=FCH_LEARN,
+                           weight_filler=dict(type="gaussian", std=0.01),
+                           bias_filler=dict(type="constant", value=0))
+    n.code = L.TanH(n.fch)
+    return n.code
+
+
+def _python_loss(bottoms, layer, weight, param_str=""):
+    return L.Python(*bottoms, module="dhn_layers", layer=layer, param_str=param_str,
+                    loss_weight=weight)
+
+
+def train_net(dataset, bits, variant, lambda_=DEFAULT_LAMBDA, data_dir=None, batch=BATCH,
+              backbone=None, mirror=True, dropout=True):
+    """The training net: image + label LMDBs → backbone → fch → tanh → DHN losses."""
+    if variant not in VARIANTS:
+        raise ValueError("unknown variant %r (one of %s; dhn-b trains as dhn)" % (variant, ", ".join(VARIANTS)))
+    backbone = backbone or DATASETS[dataset]["backbone"]
+    bb = BACKBONES[backbone]
+    data_dir = data_dir or "data/%s/lmdb/train" % dataset
+    n = NetSpec()
+    n.data = L.Data(source=data_dir + "/images", backend=P.Data.LMDB, batch_size=batch,
+                    transform_param=dict(crop_size=bb["crop"], mirror=mirror, mean_value=list(bb["mean"])))
+    n.label = L.Data(source=data_dir + "/labels", backend=P.Data.LMDB, batch_size=batch)
+    feature = BODIES[backbone](n, train=dropout)
+    code = hash_head(n, feature, bits)
+    pair_layer = "PairwiseSquaredLoss" if variant == "dhn-e" else "PairwiseCrossEntropyLoss"
+    n.pair_loss = _python_loss([code, n.label], pair_layer, 1.0)
+    if variant != "dhn-q" and lambda_ > 0:
+        n.quant_loss = _python_loss([code], "QuantizationLoss", lambda_ * bits / batch)
+    proto = n.to_proto()
+    proto.name = "%s-%s-%d" % (backbone, variant, bits)
+    # The labels bottom gets no gradient (Caffe would otherwise ask the layer for one).
+    for layer in proto.layer:
+        if layer.type == "Python" and len(layer.bottom) == 2:
+            layer.propagate_down.extend([True, False])
+    return proto
+
+
+def deploy_net(dataset, bits, batch=BATCH, backbone=None):
+    """The encoding net: Input ``data`` (batch×3×crop×crop) → backbone → fch → tanh ``code``."""
+    backbone = backbone or DATASETS[dataset]["backbone"]
+    crop = BACKBONES[backbone]["crop"]
+    n = NetSpec()
+    n.data = L.Input(shape=dict(dim=[batch, 3, crop, crop]))
+    hash_head(n, BODIES[backbone](n, train=False), bits)
+    proto = n.to_proto()
+    proto.name = "%s-deploy-%d" % (backbone, bits)
+    return proto
+
+
+def solver(train_net_path, snapshot_prefix, lr=DEFAULT_LR, **overrides):
+    s = caffe_pb2.SolverParameter()
+    s.train_net = train_net_path
+    s.base_lr = lr
+    for key, value in dict(SOLVER_DEFAULTS, **overrides).items():
+        setattr(s, key, value)
+    s.snapshot_prefix = snapshot_prefix
+    s.solver_mode = caffe_pb2.SolverParameter.CPU
+    return s
+
+
+def committed_files():
+    """{relative path under prototxt/: text} — everything `make prototxt` writes."""
+    files = {}
+    for dataset, cfg in DATASETS.items():
+        bits_list = (16,) if dataset == "demo" else BITS
+        for bits in bits_list:
+            files["%s/deploy_%d.prototxt" % (dataset, bits)] = str(deploy_net(dataset, bits))
+            for variant in VARIANTS:
+                net = "prototxt/%s/train_%s_%d.prototxt" % (dataset, variant, bits)
+                files[net[len("prototxt/"):]] = str(train_net(dataset, bits, variant))
+                run = "runs/%s-%d-%s" % (dataset, bits, variant)
+                extra = dict(DEMO_SOLVER, lr=DEMO_LR) if dataset == "demo" else {}
+                files["%s/solver_%s_%d.prototxt" % (dataset, variant, bits)] = str(
+                    solver(net, run + "/snapshots/dhn", **extra))
+    header = "# Generated by tools/dhn/netgen.py (make prototxt); do not edit by hand.\n"
+    return {path: header + text for path, text in files.items()}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--check", action="store_true", help="compare prototxt/ with the generator")
+    ap.add_argument("--out", default=PROTOTXT_DIR)
+    args = ap.parse_args(argv)
+    files = committed_files()
+    stale = []
+    for rel, text in sorted(files.items()):
+        path = os.path.join(args.out, rel)
+        old = open(path).read() if os.path.exists(path) else None
+        if old == text:
+            continue
+        if args.check:
+            stale.append(rel)
+            sys.stdout.writelines(difflib.unified_diff((old or "").splitlines(True), text.splitlines(True),
+                                                       "prototxt/" + rel, "generated", n=1))
+        else:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path + ".tmp", "w") as fh:
+                fh.write(text)
+            os.replace(path + ".tmp", path)
+            print("wrote prototxt/%s" % rel)
+    if stale:
+        print("prototxt/ is stale in %d file(s): run `make prototxt`" % len(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
