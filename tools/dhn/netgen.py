@@ -38,14 +38,17 @@ DATASETS = {
     "demo": dict(backbone="tiny", num_labels=6),
 }
 BACKBONES = {
-    "alexnet": dict(size=256, crop=227, mean=(104, 117, 123)),
-    "tiny": dict(size=32, crop=28, mean=(128, 128, 128)),
+    "alexnet": dict(size=256, crop=227, mean=(104, 117, 123), scale=1.0),
+    # inputs scaled to about [-1, 1], as Caffe's own small-image examples do
+    "tiny": dict(size=32, crop=28, mean=(128, 128, 128), scale=1 / 128),
 }
 SOLVER_DEFAULTS = dict(lr_policy="step", gamma=0.5, stepsize=500, max_iter=3000,
                        momentum=0.9, weight_decay=0.0005, display=20, snapshot=500,
                        random_seed=1234)
 DEMO_SOLVER = dict(stepsize=400, max_iter=1200, snapshot=400, display=50)
 DEMO_LR = 1e-2
+# A from-scratch net saturates tanh at λ = 10 before its codes carry information (tried).
+DEMO_LAMBDA = 1.0
 
 PROTOTXT_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "prototxt")
 
@@ -100,7 +103,7 @@ def tiny_body(n, train):
                             weight_filler=dict(type="xavier"), bias_filler=dict(type="constant"))
     n.relu1 = L.ReLU(n.conv1, in_place=True)
     n.pool1 = L.Pooling(n.conv1, pool=P.Pooling.MAX, kernel_size=2, stride=2)
-    n.conv2 = L.Convolution(n.pool1, num_output=64, kernel_size=5, pad=2, param=LEARN,
+    n.conv2 = L.Convolution(n.pool1, num_output=32, kernel_size=5, pad=2, param=LEARN,
                             weight_filler=dict(type="xavier"), bias_filler=dict(type="constant"))
     n.relu2 = L.ReLU(n.conv2, in_place=True)
     n.pool2 = L.Pooling(n.conv2, pool=P.Pooling.MAX, kernel_size=2, stride=2)
@@ -136,7 +139,8 @@ def train_net(dataset, bits, variant, lambda_=DEFAULT_LAMBDA, data_dir=None, bat
     data_dir = data_dir or "data/%s/lmdb/train" % dataset
     n = NetSpec()
     n.data = L.Data(source=data_dir + "/images", backend=P.Data.LMDB, batch_size=batch,
-                    transform_param=dict(crop_size=bb["crop"], mirror=mirror, mean_value=list(bb["mean"])))
+                    transform_param=dict(crop_size=bb["crop"], mirror=mirror, mean_value=list(bb["mean"]),
+                                         **({"scale": bb["scale"]} if bb["scale"] != 1 else {})))
     n.label = L.Data(source=data_dir + "/labels", backend=P.Data.LMDB, batch_size=batch)
     feature = BODIES[backbone](n, train=dropout)
     code = hash_head(n, feature, bits)
@@ -185,7 +189,8 @@ def committed_files():
             files["%s/deploy_%d.prototxt" % (dataset, bits)] = str(deploy_net(dataset, bits))
             for variant in VARIANTS:
                 net = "prototxt/%s/train_%s_%d.prototxt" % (dataset, variant, bits)
-                files[net[len("prototxt/"):]] = str(train_net(dataset, bits, variant))
+                lam = DEMO_LAMBDA if dataset == "demo" else DEFAULT_LAMBDA
+                files[net[len("prototxt/"):]] = str(train_net(dataset, bits, variant, lambda_=lam))
                 run = "runs/%s-%d-%s" % (dataset, bits, variant)
                 extra = dict(DEMO_SOLVER, lr=DEMO_LR) if dataset == "demo" else {}
                 files["%s/solver_%s_%d.prototxt" % (dataset, variant, bits)] = str(
