@@ -1,0 +1,81 @@
+"""`make weights`: fetch BVLC AlexNet (ImageNet) weights and check them.
+
+python -m dhn.weights [--url URL] [--out weights/bvlc_alexnet.caffemodel]
+
+Source and checksum: ../shared/README.md §2 (BVLC's model zoo). The download goes to a
+temporary name and is renamed only after its sha1 matches; an existing file is checked, not
+fetched again. Offline, the error says where to put a copy obtained elsewhere.
+"""
+import argparse
+import hashlib
+import os
+import sys
+import urllib.request
+
+ALEXNET_URL = "http://dl.caffe.berkeleyvision.org/bvlc_alexnet.caffemodel"
+ALEXNET_SHA1 = "9116a64c0fbe4459d18f4bb6b56d647b63920377"
+
+
+class WeightsError(RuntimeError):
+    pass
+
+
+def sha1_of(path):
+    h = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check(path, sha1=ALEXNET_SHA1):
+    got = sha1_of(path)
+    if got != sha1:
+        raise WeightsError("%s: sha1 %s, expected %s (a partial or different file): delete it and "
+                           "run `make weights` again" % (path, got, sha1))
+
+
+def fetch(out, url=ALEXNET_URL, sha1=ALEXNET_SHA1, quiet=False):
+    """Download ``url`` to ``out`` unless a checked copy is there; returns ``out``."""
+    if os.path.exists(out):
+        check(out, sha1)
+        return out
+    from tqdm import tqdm
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    tmp = out + ".part"
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as fh:
+            total = int(resp.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=os.path.basename(out), disable=quiet) as bar:
+                for chunk in iter(lambda: resp.read(1 << 20), b""):
+                    fh.write(chunk)
+                    bar.update(len(chunk))
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise WeightsError("could not download %s (%s): fetch it elsewhere and put it at %s (sha1 %s)"
+                           % (url, getattr(e, "reason", e), out, sha1))
+    try:
+        check(tmp, sha1)
+    except WeightsError:
+        os.unlink(tmp)
+        raise WeightsError("%s: downloaded file's sha1 does not match %s; nothing kept, try again" % (url, sha1))
+    os.replace(tmp, out)
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--url", default=ALEXNET_URL)
+    ap.add_argument("--out", default=os.path.join(os.environ.get("DHN_ROOT", "."), "weights", "bvlc_alexnet.caffemodel"))
+    args = ap.parse_args(argv)
+    try:
+        print(fetch(args.out, args.url))
+    except WeightsError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
