@@ -1,0 +1,153 @@
+"""`make sweep`: cross-validate lr and λ as the paper does, on a validation split carved out of
+the training set (never the queries).
+
+python -m dhn.sweep --dataset cifar10 --bits 48 [--lrs 1e-5,1e-4,...] [--lambdas ...] [--iters N]
+
+The training split's records are divided, with a fixed seed, into ``fit`` (trained on) and
+``val`` (the queries of the validation retrieval, against ``fit`` as the database); both are
+written by the converter's own split writer into data/<dataset>/lmdb/sweep/. Each grid point is
+a run folder runs/sweep-<dataset>-<bits>/lr<lr>-lambda<λ>/ (resumable like any run); the grid
+goes to grid.csv / grid.json and a heat map grid.png, and the choice (highest validation MAP,
+ties to the smaller lr, then smaller λ) is printed and stored in grid.json.
+"""
+import argparse
+import csv
+import json
+import os
+import sys
+
+import lmdb
+import numpy as np
+
+from . import convert, lmdb_io, netgen, train
+
+PAPER_LRS = (1e-5, 1e-4, 1e-3, 1e-2)
+PAPER_LAMBDAS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+
+
+def carve_validation(train_dir, out_dir, val_fraction=0.2, seed=0, progress=True):
+    """Write ``out_dir/train`` (the fit part) and ``out_dir/val`` from the records of a
+    converted training split; returns {split: folder}."""
+    manifest = convert.check_split(train_dir)
+    labels = convert.read_split_labels(train_dir)
+    n = manifest["count"]
+    n_val = max(1, int(round(val_fraction * n)))
+    order = np.random.RandomState(seed).permutation(n)
+    split = {"train": np.sort(order[n_val:]), "val": np.sort(order[:n_val])}
+    env = lmdb.open(os.path.join(train_dir, "images"), readonly=True, lock=False)
+    txn = env.begin()
+
+    def load(i):
+        datum = lmdb_io.caffe_pb2.Datum()
+        datum.ParseFromString(txn.get((lmdb_io.KEY_FORMAT % i).encode()))
+        return np.ascontiguousarray(lmdb_io.datum_array(datum).transpose(1, 2, 0)), None
+
+    try:
+        return convert.build_splits(out_dir, manifest["dataset"] + "-sweep", split, labels, load,
+                                    size=manifest["image_size"][0], encoding=manifest["encoding"], seed=seed,
+                                    shuffle_splits=("train",), sources={"train": manifest.get("key")},
+                                    options={"val_fraction": val_fraction}, progress=progress)
+    finally:
+        txn.abort()
+        env.close()
+
+
+def choose(rows):
+    """Highest MAP; ties to the smaller lr, then the smaller λ."""
+    return max(rows, key=lambda r: (r["map"], -r["lr"], -r["lambda"]))
+
+
+def plot_grid(rows, lrs, lambdas, png):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    grid = np.full((len(lrs), len(lambdas)), np.nan)
+    for r in rows:
+        grid[lrs.index(r["lr"]), lambdas.index(r["lambda"])] = r["map"]
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(lambdas), 1.2 + 0.6 * len(lrs)))
+    im = ax.imshow(grid, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(lambdas)), ["%g" % v for v in lambdas])
+    ax.set_yticks(range(len(lrs)), ["%g" % v for v in lrs])
+    ax.set_xlabel("λ")
+    ax.set_ylabel("lr")
+    for (i, j), v in np.ndenumerate(grid):
+        if np.isfinite(v):
+            ax.text(j, i, "%.3f" % v, ha="center", va="center", color="w", fontsize=8)
+    fig.colorbar(im, label="validation MAP")
+    fig.tight_layout()
+    fig.savefig(png + ".tmp.png", dpi=100)
+    plt.close(fig)
+    os.replace(png + ".tmp.png", png)
+
+
+def sweep(dataset, bits, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, iters=None, data_dir=None, out=None,
+          val_fraction=0.2, weights=None, gpu=None, quiet=False):
+    root = os.environ.get("DHN_ROOT", ".")
+    data_dir = data_dir or os.path.join(root, "data", dataset, "lmdb")
+    out = out or os.path.join(root, "runs", "sweep-%s-%d" % (dataset, bits))
+    sweep_data = os.path.join(data_dir, "sweep")
+    carve_validation(os.path.join(data_dir, "train"), sweep_data, val_fraction, progress=not quiet)
+    rows = []
+    for lr in lrs:
+        for lam in lambdas:
+            run_dir = os.path.join(out, "lr%g-lambda%g" % (lr, lam))
+            try:
+                res = train.train(dataset, bits, "dhn", lr=lr, lambda_=lam, iters=iters, gpu=gpu, weights=weights,
+                                  data_dir=sweep_data, run_dir=run_dir, query="val", database="train", quiet=quiet)
+                value = res["map"]
+            except train.TrainError as e:
+                if "diverged" not in str(e):
+                    raise
+                value = float("nan")      # a diverged point is a result of the sweep, not a crash
+            rows.append({"lr": lr, "lambda": lam, "map": value})
+            print("lr %-8g lambda %-8g validation MAP %.4f" % (lr, lam, value), file=sys.stderr)
+    finite = [r for r in rows if np.isfinite(r["map"])]
+    if not finite:
+        raise train.TrainError("every grid point diverged; try smaller learning rates (--lrs)")
+    best = choose(finite)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "grid.csv.tmp"), "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["lr", "lambda", "map"])
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(os.path.join(out, "grid.csv.tmp"), os.path.join(out, "grid.csv"))
+    train.write_text(os.path.join(out, "grid.json"), json.dumps(
+        {"dataset": dataset, "bits": bits, "iters": iters, "val_fraction": val_fraction,
+         "grid": rows, "choice": best}, indent=1))
+    plot_grid(rows, list(lrs), list(lambdas), os.path.join(out, "grid.png"))
+    return best, rows
+
+
+def floats(text):
+    return tuple(float(v) for v in text.split(","))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", default="cifar10", choices=sorted(netgen.DATASETS))
+    ap.add_argument("--bits", type=int, default=48)
+    ap.add_argument("--lrs", type=floats, default=PAPER_LRS)
+    ap.add_argument("--lambdas", type=floats, default=PAPER_LAMBDAS)
+    ap.add_argument("--iters", type=int)
+    ap.add_argument("--val-fraction", type=float, default=0.2)
+    ap.add_argument("--data", dest="data_dir")
+    ap.add_argument("--weights")
+    ap.add_argument("--gpu", type=int)
+    # make sweep passes --lr/--lambda when given: a one-point grid
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--lambda", dest="lambda_", type=float)
+    args = ap.parse_args(argv)
+    lrs = (args.lr,) if args.lr else args.lrs
+    lambdas = (args.lambda_,) if args.lambda_ is not None else args.lambdas
+    try:
+        best, _ = sweep(args.dataset, args.bits, lrs, lambdas, args.iters, args.data_dir,
+                        weights=args.weights, gpu=args.gpu, val_fraction=args.val_fraction)
+    except (train.TrainError, convert.DatasetError) as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+    print("choice: lr %g, lambda %g (validation MAP %.4f)" % (best["lr"], best["lambda"], best["map"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
