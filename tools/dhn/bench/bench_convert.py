@@ -1,0 +1,123 @@
+"""Dataset conversion: CIFAR-10-shaped 32×32 inputs resized to 256×256, raw vs PNG vs JPEG Datums.
+
+For each encoding: conversion throughput (images/s, through dhn.convert.convert_cifar10 on a
+folder of pickled batches), LMDB bytes per image, and read speed through Caffe's own Data
+layer with the training transform (227 crop, mirror, BGR mean), which is what a training run
+pays per image. Plus the list path (32×32 PNG files -> PNG Datums). Ratios are to raw.
+
+The images are 32×32 crops of matplotlib's sample photo (grace_hopper.jpg) at several scales,
+so they have natural-image statistics; real CIFAR-10 cannot be downloaded on these machines.
+"""
+import os
+import pickle
+import shutil
+import tempfile
+import time
+
+import cv2
+import numpy as np
+
+from dhn.bench import Figure
+
+os.environ.setdefault("GLOG_minloglevel", "2")  # before Caffe loads: keep its log out of the table
+N = 480          # images per encoding: enough for steady rates, small enough for 2 busy cores
+BATCH = 40
+ENCODINGS = ("raw", "png", "jpg")
+
+
+def natural_32x32(n, seed=0):
+    """n BGR 32×32 crops of a real photo at random scales (noise if the photo is missing)."""
+    rng = np.random.RandomState(seed)
+    try:
+        import matplotlib.cbook
+        photo = cv2.imread(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    except Exception:
+        photo = None
+    if photo is None:
+        return rng.randint(0, 256, (n, 32, 32, 3)).astype(np.uint8)
+    out = np.empty((n, 32, 32, 3), np.uint8)
+    for i in range(n):
+        side = rng.randint(32, min(photo.shape[:2]))
+        y, x = rng.randint(0, photo.shape[0] - side + 1), rng.randint(0, photo.shape[1] - side + 1)
+        out[i] = cv2.resize(photo[y:y + side, x:x + side], (32, 32), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def write_cifar_folder(folder, bgr, labels):
+    """The official batch format: pickled {b'data': N×3072 R,G,B planes, b'labels': [...]}."""
+    os.makedirs(folder)
+    rows = np.ascontiguousarray(bgr[..., ::-1].transpose(0, 3, 1, 2)).reshape(len(bgr), 3072)
+    names = ["data_batch_%d" % i for i in range(1, 6)] + ["test_batch"]
+    for k, part in enumerate(np.array_split(np.arange(len(bgr)), len(names))):
+        with open(os.path.join(folder, names[k]), "wb") as fh:
+            pickle.dump({b"data": rows[part], b"labels": [int(v) for v in labels[part]]}, fh, protocol=2)
+    with open(os.path.join(folder, "batches.meta"), "wb") as fh:
+        pickle.dump({b"label_names": [b"c%d" % c for c in range(10)]}, fh, protocol=2)
+
+
+def caffe_read_rate(images_lmdb, passes=3):
+    """Images/s through a stock Data layer with the training transform (steady state)."""
+    import caffe
+    caffe.set_mode_cpu()
+    proto = """layer { name: "data" type: "Data" top: "data" top: "cls"
+  transform_param { crop_size: 227 mirror: true mean_value: 104 mean_value: 117 mean_value: 123 }
+  data_param { source: "%s" backend: LMDB batch_size: %d } }""" % (images_lmdb, BATCH)
+    with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as fh:
+        fh.write(proto)
+    try:
+        net = caffe.Net(fh.name, caffe.TRAIN)
+        for _ in range(6):              # drain the batches prefetched while the net was built
+            net.forward()
+        steps = passes * N // BATCH
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            net.forward()
+        rate = steps * BATCH / (time.perf_counter() - t0)
+        del net
+    finally:
+        os.remove(fh.name)
+    return rate
+
+
+def run():
+    from dhn import convert
+    tmp = tempfile.mkdtemp(prefix="dhn-bench-convert-")
+    try:
+        bgr = natural_32x32(N)
+        labels = np.arange(N) % 10
+        src = os.path.join(tmp, "cifar-10-batches-py")
+        write_cifar_folder(src, bgr, labels)
+        results = {}
+        for enc in ENCODINGS:
+            dirs = convert.convert_cifar10(src, os.path.join(tmp, enc), split_indices={"database": np.arange(N)},
+                                           size=256, encoding=enc, progress=False)
+            m = convert.check_split(dirs["database"])
+            results[enc] = {"img_per_s": m["count"] / m["seconds"],
+                            "kb_per_img": m["bytes"]["images"] / m["count"] / 1e3,
+                            "read_img_per_s": caffe_read_rate(os.path.join(dirs["database"], "images"))}
+        # The list path: 32×32 PNG files on disk -> 256×256 PNG Datums.
+        os.makedirs(os.path.join(tmp, "png-files"))
+        with open(os.path.join(tmp, "list.txt"), "w") as fh:
+            for i in range(N):
+                cv2.imwrite(os.path.join(tmp, "png-files", "%d.png" % i), bgr[i])
+                fh.write("png-files/%d.png %s\n" % (i, " ".join("1" if c == labels[i] else "0" for c in range(10))))
+        dirs = convert.convert_list(os.path.join(tmp, "list.txt"), tmp, os.path.join(tmp, "list-out"),
+                                    {"database": np.arange(N)}, num_labels=10, size=256, encoding="png",
+                                    progress=False)
+        m = convert.check_split(dirs["database"])
+        list_rate = m["count"] / m["seconds"]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    figures = []
+    raw = results["raw"]
+    what = {"img_per_s": ("img/s", "convert 32->256 (%d imgs)" % N),
+            "kb_per_img": ("KB", "LMDB bytes per image"),
+            "read_img_per_s": ("img/s", "Caffe Data layer, train transform")}
+    for key, (unit, label) in what.items():
+        for enc in ENCODINGS:
+            v = results[enc][key]
+            figures.append(Figure("convert.%s_%s" % (enc, key), v, unit, None if enc == "raw" else v / raw[key],
+                                  "" if enc == "raw" else "raw, %s" % label))
+    figures.append(Figure("convert.list_png_img_per_s", list_rate, "img/s", list_rate / results["png"]["img_per_s"],
+                          "png from CIFAR batches (adds PNG file decode)"))
+    return figures
