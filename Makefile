@@ -9,6 +9,9 @@ REQ_STAMP := $(VENV)/.stamp-$(shell sha256sum requirements.txt | cut -c1-12)
 DATASET ?= cifar10
 BITS ?= 48
 VARIANT ?= dhn
+# GPU=<id> picks the CUDA build (make setup CUDA=1) for everything env.sh sets up.
+CUDA ?= $(if $(GPU),1,0)
+export CUDA CUDA_ARCH
 TRAIN_ARGS = $(if $(LR),--lr $(LR)) $(if $(LAMBDA),--lambda $(LAMBDA)) $(if $(ITERS),--iters $(ITERS)) $(if $(GPU),--gpu $(GPU))
 
 .PHONY: setup system-deps venv caffe test demo train sweep weights data report bench prototxt clean-caffe
@@ -29,7 +32,7 @@ $(REQ_STAMP): requirements.txt
 # CUDA=1 [CUDA_ARCH=90] builds the GPU variant into its own entry.
 caffe: venv
 	@if [ -n "$$CAFFE_ROOT" ]; then echo "dhn: using CAFFE_ROOT=$$CAFFE_ROOT (no build)"; \
-	 else PYTHON=$(VENV)/bin/python CUDA=$(or $(CUDA),0) bash tools/build/build_caffe.sh >/dev/null; fi
+	 else PYTHON=$(VENV)/bin/python bash tools/build/build_caffe.sh >/dev/null; fi
 
 test:
 	$(ENV) python -m pytest -q tests

@@ -15,6 +15,8 @@ PYTHON=${PYTHON:-python3}
 CACHE=${DHN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dhn}
 CUDA=${CUDA:-0}
 JOBS=${JOBS:-$(nproc)}
+CUBLAS_WHEEL=${CUBLAS_WHEEL:-13.0.2.14}   # matches CUDA 13.0's runtime
+CURAND_WHEEL=${CURAND_WHEEL:-10.4.0.35}
 
 pyver=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 # Bump RECIPE when a change below alters what gets built (cmake options, install layout).
@@ -72,15 +74,28 @@ cmake_opts=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix"
   -DUSE_LMDB=ON -DUSE_OPENCV=ON -DUSE_LEVELDB=ON -DBUILD_docs=OFF
 )
 if [ "$CUDA" = 1 ]; then
-  # cuBLAS/cuRAND may come from PyPI wheels (nvidia-cublas, nvidia-curand): CUDA_EXTRA_ROOT.
+  # cuBLAS/cuRAND: the system CUDA's when it has them, else the PyPI wheels (nvidia-cublas,
+  # nvidia-curand; ../shared/README.md §1), installed into the cache. CUDA_EXTRA_ROOT overrides.
+  cuda_root=${CUDA_HOME:-$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")}
   extra=${CUDA_EXTRA_ROOT:-}
+  if [ -z "$extra" ] && [ ! -e "$cuda_root/include/cublas_v2.h" ]; then
+    wheels="$CACHE/cuda-wheels"
+    if [ ! -e "$wheels/nvidia/cu13/include/cublas_v2.h" ]; then
+      log "fetching cuBLAS/cuRAND wheels into $wheels"
+      "$PYTHON" -m pip install -q --disable-pip-version-check --no-deps --target "$wheels" \
+        "nvidia-cublas==$CUBLAS_WHEEL" "nvidia-curand==$CURAND_WHEEL" >&2
+    fi
+    extra="$wheels/nvidia/cu13"
+  fi
   cmake_opts+=(-DCPU_ONLY=OFF -DUSE_CUDNN=OFF -DCUDA_ARCH_NAME=Manual -DCUDA_ARCH_BIN="$CUDA_ARCH"
-    -DCUDA_ARCH_PTX="$CUDA_ARCH"
+    -DCUDA_ARCH_PTX="$CUDA_ARCH" -DCUDA_TOOLKIT_ROOT_DIR="$cuda_root"
     "-DCUDA_NVCC_FLAGS=-static-global-template-stub=false;-device-entity-has-hidden-visibility=false")
   if [ -n "$extra" ]; then
-    cmake_opts+=(-DCUDA_CUBLAS_LIBRARIES="$(ls "$extra"/lib/libcublas.so* | head -1)"
-                 -DCUDA_curand_LIBRARY="$(ls "$extra"/lib/libcurand.so* | head -1)"
-                 -DCMAKE_CXX_FLAGS="-I$extra/include")
+    # CPATH reaches both g++ and nvcc (which preprocesses with the host compiler).
+    export CPATH="$extra/include${CPATH:+:$CPATH}" LIBRARY_PATH="$extra/lib${LIBRARY_PATH:+:$LIBRARY_PATH}"
+    cmake_opts+=(-DCUDA_CUBLAS_LIBRARIES="$(ls "$extra"/lib/libcublas.so.* | head -1)"
+                 -DCUDA_curand_LIBRARY="$(ls "$extra"/lib/libcurand.so.* | head -1)"
+                 -DCMAKE_INSTALL_RPATH="$prefix/lib;$extra/lib")
   fi
 else
   cmake_opts+=(-DCPU_ONLY=ON)
