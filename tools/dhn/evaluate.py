@@ -1,0 +1,135 @@
+"""Score codes and write a run's results: results.json, pr_curve.png, precision_at_n.png.
+
+    python -m dhn.evaluate --query-codes Q.npy --query-labels QL.npy --db-codes D.npy \\
+        --db-labels DL.npy --R 5000 --out runs/NAME [--real] [--dataset D --bits K --variant V]
+
+Codes are the real-valued net outputs z (N×K, from dhn.encode). DHN ranks by Hamming distance
+of sign(z) (z ≥ 0 → +1); --real (DHN-B) ranks by the inner product of z itself. The metric
+conventions (ties in database order, AP over the relevant items within the top R, queries
+without relevant items count 0) are written down in dhn/metrics.py.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from dhn import metrics
+
+
+def evaluate_codes(query_z, query_labels, db_z, db_labels, R, binary=True, ns=metrics.DEFAULT_NS):
+    """All metrics as a JSON-ready dict (see metrics.evaluate) plus "precision_hamming2".
+    R=None: the whole database. binary=False is DHN-B (inner product of the real codes).
+    Precision@N cut-offs beyond the database size are left out."""
+    if binary:
+        qc, dc, ranking = metrics.binarize(query_z), metrics.binarize(db_z), "hamming"
+    else:
+        qc, dc, ranking = np.asarray(query_z, np.float32), np.asarray(db_z, np.float32), "inner_product"
+    n_db = len(db_z)
+    t0 = time.perf_counter()
+    out = metrics.evaluate(qc, query_labels, dc, db_labels, R=R, ranking=ranking, radius=2,
+                           ns=[n for n in ns if n <= n_db] or [n_db])
+    out["precision_hamming2"] = out.pop("precision_radius")
+    out.pop("radius")
+    out["eval_seconds"] = round(time.perf_counter() - t0, 3)
+    return out
+
+
+def _write_atomic(path, write):
+    tmp = path + ".tmp"
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_results(run_dir, results, meta):
+    """run_dir/results.json (meta first, then the metrics) and the two plots, each atomically."""
+    os.makedirs(run_dir, exist_ok=True)
+    doc = dict(meta)
+    doc.update(results)
+
+    def dump(tmp):
+        with open(tmp, "w") as fh:
+            json.dump(doc, fh, indent=1)
+            fh.write("\n")
+    _write_atomic(os.path.join(run_dir, "results.json"), dump)
+    _plots(run_dir, doc)
+    return doc
+
+
+def _plots(run_dir, doc):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    title = " ".join(str(doc[k]) for k in ("dataset", "variant", "bits") if k in doc)
+    title = (title + " bits" if "bits" in doc else title) or os.path.basename(os.path.abspath(run_dir))
+
+    pr = doc["pr_curve"]
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot(pr["recall"], pr["precision"], marker=".")
+    for r in (0, 2, len(pr["radius"]) // 2):   # a few radii named along the curve
+        if r < len(pr["radius"]):
+            ax.annotate("r=%d" % r, (pr["recall"][r], pr["precision"][r]), fontsize=7)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_title("%s: PR over Hamming radius 0..%d" % (title, pr["radius"][-1]), fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _write_atomic(os.path.join(run_dir, "pr_curve.png"), lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+    pn = doc["precision_at_n"]
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot(pn["n"], pn["precision"], marker="o")
+    ax.set_xlabel("number of top returned items N")
+    ax.set_ylabel("precision@N")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("%s: precision@N (MAP@%s = %.4f)" % (title, doc.get("R"), doc["map"]), fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _write_atomic(os.path.join(run_dir, "precision_at_n.png"), lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+
+def _load(path, what):
+    if not os.path.exists(path):
+        raise SystemExit("dhn.evaluate: %s file %s does not exist" % (what, path))
+    return np.load(path, allow_pickle=False)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--query-codes", required=True, help="N×K float .npy (dhn.encode output)")
+    ap.add_argument("--query-labels", required=True, help="N×C 0/1 .npy")
+    ap.add_argument("--db-codes", required=True)
+    ap.add_argument("--db-labels", required=True)
+    ap.add_argument("--R", default="all", help="MAP@R depth, or 'all' for the whole database")
+    ap.add_argument("--out", required=True, help="run folder for results.json and the plots")
+    ap.add_argument("--real", action="store_true", help="DHN-B: rank by inner product of real codes")
+    ap.add_argument("--dataset")
+    ap.add_argument("--bits", type=int)
+    ap.add_argument("--variant", help="default: dhn, or dhn-b with --real")
+    args = ap.parse_args(argv)
+    R = None if args.R == "all" else int(args.R)
+    zq, zd = _load(args.query_codes, "query codes"), _load(args.db_codes, "database codes")
+    lq, ld = _load(args.query_labels, "query labels"), _load(args.db_labels, "database labels")
+    try:
+        results = evaluate_codes(zq, lq, zd, ld, R=R, binary=not args.real)
+    except ValueError as e:
+        raise SystemExit("dhn.evaluate: %s" % e)
+    meta = {"variant": args.variant or ("dhn-b" if args.real else "dhn"), "bits": args.bits or zq.shape[1]}
+    if args.dataset:
+        meta["dataset"] = args.dataset
+    write_results(args.out, results, meta)
+    print("MAP@%s = %.4f  precision(H<=2) = %.4f  (%d queries, %d database, %s)  -> %s"
+          % (results["R"], results["map"], results["precision_hamming2"], results["n_query"],
+             results["n_database"], results["ranking"], os.path.join(args.out, "results.json")),
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
