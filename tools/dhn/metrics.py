@@ -182,9 +182,18 @@ def _candidates(qw, db, t, want_dist):
         # path), then the entries of those words only
         hit = np.flatnonzero(words != 0)
         sub = np.flatnonzero(np.take(words, hit).view(bool))
-        flat = (hit[sub >> 3] << 3) | (sub & 7)      # row * p + column in the tile
-        key = ((flat >> p_bits) << row_bits) | ((flat & (p - 1)) + s)
-        key |= np.take(flat_tile, flat).astype(np.int64) << col_bits
+        flat = np.take(hit, sub >> 3)
+        flat <<= 3
+        sub &= 7
+        flat |= sub                                  # row * p + column in the tile
+        dist = np.take(flat_tile, flat).astype(np.int64)
+        dist <<= col_bits
+        key = flat >> p_bits
+        key <<= row_bits
+        flat &= p - 1
+        flat += s
+        key |= flat
+        key |= dist
         parts.append(key.astype(kdt))
         if want_dist:
             d[:, s:s + w] = tile[:, :w]
