@@ -1,0 +1,146 @@
+"""Encode images with a trained net: real-valued codes z (the ``code`` blob, tanh outputs) and
+their sign bits, saved as <prefix>.npy (float32 N×K) and <prefix>.bits.npy (packed, z ≥ 0 → 1).
+
+    python -m dhn.encode --deploy D.prototxt --weights W.caffemodel --images LMDB \\
+        --crop 227 --mean 104,117,123 --out runs/NAME/codes/query [--batch 64] [--gpu 0]
+
+The deploy net has an ``Input`` layer whose top is ``data`` (batch×3×crop×crop) and the codes
+are the blob ``code`` (N×K). Images come from an LMDB written by dhn.lmdb_io (Datum C×H×W uint8
+BGR, raw or encoded) and are prepared exactly as Caffe's DataTransformer does in the TEST
+phase: centre crop at h_off = (H - crop) // 2, w_off = (W - crop) // 2, then (x - mean[c]) ·
+scale per BGR channel (scale 1, i.e. none, unless given), float32.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+os.environ.setdefault("GLOG_minloglevel", "2")   # before Caffe loads: keep its net dump quiet
+
+from dhn import lmdb_io, metrics  # noqa: E402
+
+
+def centre_crop(chw, crop):
+    """C×crop×crop centre of a C×H×W image, with Caffe's TEST-phase offsets."""
+    c, h, w = chw.shape
+    if h < crop or w < crop:
+        raise ValueError("image is %d×%d, smaller than crop=%d: convert the data at the net's "
+                         "input size (e.g. 256×256 for AlexNet's 227 crop)" % (h, w, crop))
+    h_off, w_off = (h - crop) // 2, (w - crop) // 2
+    return chw[:, h_off:h_off + crop, w_off:w_off + crop]
+
+
+def _load_net(deploy_prototxt, caffemodel, crop, code_blob, gpu):
+    import caffe
+    for path, what in ((deploy_prototxt, "deploy prototxt"), (caffemodel, "weights")):
+        if not os.path.isfile(path):
+            raise ValueError("%s %s does not exist" % (what, path))
+    if gpu is None:
+        caffe.set_mode_cpu()
+    else:
+        caffe.set_device(int(gpu))
+        caffe.set_mode_gpu()
+    net = caffe.Net(deploy_prototxt, caffe.TEST, weights=caffemodel)
+    if "data" not in net.blobs or code_blob not in net.blobs:
+        raise ValueError("%s must have an input blob 'data' and a code blob %r (its blobs: %s): "
+                         "generate it with dhn.netgen.deploy_net"
+                         % (deploy_prototxt, code_blob, ", ".join(net.blobs)))
+    shape = net.blobs["data"].data.shape
+    if len(shape) != 4 or shape[1] != 3 or shape[2:] != (crop, crop):
+        raise ValueError("%s takes input %s but crop=%d gives 3×%d×%d: use the net's crop"
+                         % (deploy_prototxt, "×".join(map(str, shape)), crop, crop, crop))
+    return net
+
+
+def encode(deploy_prototxt, caffemodel, images_lmdb, crop, mean_bgr, batch_size=64, code_blob="code",
+           gpu=None, scale=1.0, progress=True):
+    """float32 N×K codes of every image in images_lmdb, in key order (the LMDB's record order)."""
+    from tqdm import tqdm
+    mean = np.asarray(mean_bgr, np.float32).reshape(-1)
+    if mean.size != 3:
+        raise ValueError("mean_bgr must have 3 values (B, G, R), got %r" % (mean_bgr,))
+    if batch_size < 1:
+        raise ValueError("batch_size must be ≥ 1, got %r" % (batch_size,))
+    if not os.path.isdir(images_lmdb):
+        raise ValueError("%s: no such LMDB (convert the dataset first: make data DATASET=...)" % images_lmdb)
+    n = lmdb_io.count(images_lmdb)
+    net = _load_net(deploy_prototxt, caffemodel, crop, code_blob, gpu)
+    batch = np.empty((batch_size, 3, crop, crop), np.float32)
+    codes, filled = [], 0
+
+    def flush():
+        data = net.blobs["data"]
+        if data.data.shape[0] != filled:
+            data.reshape(filled, 3, crop, crop)
+        data.data[...] = batch[:filled]
+        out = net.forward(blobs=[code_blob])[code_blob]
+        codes.append(np.array(out, np.float32).reshape(filled, -1))
+
+    name = os.path.join(*os.path.normpath(os.path.abspath(images_lmdb)).split(os.sep)[-2:])   # query/images
+    with tqdm(total=n, unit="img", desc="encode %s" % name,
+              disable=not progress, file=sys.stderr) as bar:
+        for datum in lmdb_io.read(images_lmdb):
+            img = lmdb_io.datum_array(datum)
+            if img.shape[0] != 3:
+                raise ValueError("%s: images must have 3 (BGR) channels, got %d" % (images_lmdb, img.shape[0]))
+            batch[filled] = centre_crop(img, crop)
+            batch[filled] -= mean[:, None, None]
+            if scale != 1:
+                batch[filled] *= scale
+            filled += 1
+            if filled == batch_size:
+                flush()
+                bar.update(filled)
+                filled = 0
+        if filled:
+            flush()
+            bar.update(filled)
+    if not codes:
+        raise ValueError("%s holds no images" % images_lmdb)
+    return np.concatenate(codes)
+
+
+def _save_npy(path, array):
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as fh:      # a file object: np.save would append .npy to a name
+        np.save(fh, array)
+    os.replace(tmp, path)
+
+
+def save_codes(out_prefix, z):
+    """<prefix>.npy (float32 z) and <prefix>.bits.npy (sign bits packed by np.packbits, z ≥ 0 → 1),
+    each written to a temporary file and renamed, so a reader never sees half a file."""
+    z = np.asarray(z, np.float32)
+    d = os.path.dirname(os.path.abspath(out_prefix))
+    os.makedirs(d, exist_ok=True)
+    _save_npy(out_prefix + ".npy", z)
+    _save_npy(out_prefix + ".bits.npy", metrics.pack_codes(z))
+    return out_prefix + ".npy", out_prefix + ".bits.npy"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--deploy", required=True)
+    ap.add_argument("--weights", required=True)
+    ap.add_argument("--images", required=True, help="image LMDB (dhn.lmdb_io)")
+    ap.add_argument("--crop", type=int, required=True)
+    ap.add_argument("--mean", default="104,117,123", help="B,G,R mean (default: %(default)s)")
+    ap.add_argument("--scale", type=float, default=1.0, help="input scale after the mean (default 1)")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--blob", default="code")
+    ap.add_argument("--gpu", type=int, default=None)
+    ap.add_argument("--out", required=True, help="output prefix: writes PREFIX.npy and PREFIX.bits.npy")
+    args = ap.parse_args(argv)
+    try:
+        mean = [float(v) for v in args.mean.split(",")]
+        z = encode(args.deploy, args.weights, args.images, args.crop, mean, batch_size=args.batch,
+                   code_blob=args.blob, gpu=args.gpu, scale=args.scale)
+    except ValueError as e:
+        raise SystemExit("dhn.encode: %s" % e)
+    paths = save_codes(args.out, z)
+    print("%d codes of %d bits -> %s, %s" % (z.shape[0], z.shape[1], *paths), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
