@@ -79,6 +79,15 @@ def test_chunks_and_threads_give_the_same_result(monkeypatch, R):
     assert metrics.evaluate(qc, ql, dc, dl, R=R, ns=[5, 40]) == whole
 
 
+def test_more_than_64_labels():
+    # labels past 64 classes take several words: relevance must see a shared label in any of them
+    rng = np.random.default_rng(8)
+    ql, dl = multi_hot(rng, 8, 70, p=0.03), multi_hot(rng, 200, 70, p=0.03)
+    qc, dc = clustered_codes(rng, ql, 9, 0.3), clustered_codes(rng, dl, 9, 0.3)
+    assert np.allclose(metrics.average_precisions(qc, ql, dc, dl, R=50),
+                       ref_aps(qc, ql, dc, dl, 50), rtol=0, atol=TOL)
+
+
 def test_ties_are_broken_by_database_order():
     # two items at distance 0, only the second relevant: with R = 1 the first (index 0) is retrieved
     q = np.ones((1, 4), np.int8)

@@ -25,10 +25,11 @@ Speed: codes are packed into 64-bit words and distances are popcount(xor) (np.bi
 computed in cache-sized tiles. When the top L of the ranking is most of the database, each row is
 ranked by numpy's stable sort of uint8 distances (a radix/counting sort over the K + 1 values).
 Otherwise nothing database-sized is sorted: a distance threshold t per query with at least L
-items at distance ≤ t is estimated from a sample of the database (and checked exactly), the
-items within it are extracted tile by tile while the tile is in cache, and only those candidates
-are sorted by (query, distance) with a stable radix sort. Queries are processed in chunks (memory
-stays at a few chunk × database arrays) on WORKERS threads: numpy releases the GIL in its loops.
+items at distance ≤ t is estimated from a sample of the database (rows it leaves short are
+ranked fully), the items within it are extracted tile by tile while the tile is in cache, and
+only those candidates are sorted, as unique integers packing (query, distance, index), which
+is the ranking with ties in database order. Queries are processed in chunks (memory stays at a
+few chunk × database arrays) on WORKERS threads: numpy releases the GIL in its loops.
 """
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -164,7 +165,7 @@ def _candidates(qw, db, t, want_dist):
     q, n, k = len(qw), db.n, db.k
     col_bits, dist_bits = max(1, (n - 1).bit_length()), (k + 1).bit_length()
     row_bits = col_bits + dist_bits
-    kdt = np.uint32 if row_bits + max(1, (q - 1).bit_length()) <= 32 else np.uint64
+    kdt = np.uint32 if row_bits + q.bit_length() <= 32 else np.uint64   # q << row_bits must fit too
     p = 1 << max(3, (TILE_BYTES // (8 * q)).bit_length() - 1)   # tile width: a power of two
     p_bits = p.bit_length() - 1
     scratch = np.empty((q, p), np.uint64)
@@ -220,8 +221,7 @@ def _label_words(labels):
     c = labels.shape[1]
     if c <= 64:
         dt = next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64) if np.dtype(t).itemsize * 8 >= c)
-        bits = (labels.astype(dt) << np.arange(c, dtype=dt)).sum(axis=1, dtype=dt) if c else np.zeros(len(labels), dt)
-        return [bits]
+        return [(labels.astype(dt) << np.arange(c, dtype=dt)).sum(axis=1, dtype=dt)]
     words = _words(np.packbits(labels.astype(bool), axis=1))
     return [np.ascontiguousarray(words[:, w]) for w in range(words.shape[1])]
 
