@@ -13,11 +13,19 @@ A Python layer is not a Caffe LossLayer, so ``loss_weight`` must be given in the
 move blobs in and out and scale by the loss weight Caffe puts in ``top[0].diff``.
 """
 import ast
+import sys
 
 import caffe
 import numpy as np
 
 import dhn_losses
+
+
+def fail(exc):
+    """Print the one-line reason, then raise. Under the `caffe` binary a Python exception ends
+    in std::terminate and its message is lost; printed first, it reaches the log."""
+    print("dhn_layers: %s: %s" % (type(exc).__name__, exc), file=sys.stderr, flush=True)
+    raise exc
 
 
 def parse_params(layer_name, param_str, defaults):
@@ -27,21 +35,21 @@ def parse_params(layer_name, param_str, defaults):
         try:
             given = ast.literal_eval(param_str)
         except (ValueError, SyntaxError) as e:
-            raise ValueError("%s: param_str %r is not a dict literal (%s)" % (layer_name, param_str, e))
+            fail(ValueError("%s: param_str %r is not a dict literal (%s)" % (layer_name, param_str, e)))
         if not isinstance(given, dict):
-            raise ValueError("%s: param_str must be a dict literal, got %r" % (layer_name, param_str))
+            fail(ValueError("%s: param_str must be a dict literal, got %r" % (layer_name, param_str)))
         for key, value in given.items():
             if key not in defaults:
-                raise ValueError("%s: unknown parameter %r (known: %s)"
-                                 % (layer_name, key, ", ".join(sorted(defaults))))
+                fail(ValueError("%s: unknown parameter %r (known: %s)"
+                                 % (layer_name, key, ", ".join(sorted(defaults)))))
             expected = type(defaults[key])
             if key == "similar_weight" and value == "balanced":
                 pass
             elif expected is float and isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = float(value)
             elif not isinstance(value, expected):
-                raise ValueError("%s: parameter %r must be %s, got %r"
-                                 % (layer_name, key, expected.__name__, value))
+                fail(ValueError("%s: parameter %r must be %s, got %r"
+                                 % (layer_name, key, expected.__name__, value)))
             params[key] = value
     return params
 
@@ -50,8 +58,8 @@ def codes_of(blob, layer_name):
     """The N×K codes of a bottom blob, as float64; non-finite input is an error."""
     z = blob.data.reshape(blob.num, -1).astype(np.float64)
     if not np.all(np.isfinite(z)):
-        raise FloatingPointError("%s: non-finite values in the codes bottom (the loss diverged? "
-                                 "lower the learning rate)" % layer_name)
+        fail(FloatingPointError("%s: non-finite values in the codes bottom (the loss diverged? "
+                                 "lower the learning rate)" % layer_name))
     return z
 
 
@@ -63,17 +71,17 @@ class _LossLayer(caffe.Layer):
     def setup(self, bottom, top):
         name = type(self).__name__
         if len(bottom) != self.n_bottoms:
-            raise ValueError("%s needs %d bottom(s) (codes%s), got %d"
+            fail(ValueError("%s needs %d bottom(s) (codes%s), got %d"
                              % (name, self.n_bottoms, ", labels" if self.n_bottoms == 2 else "",
-                                len(bottom)))
+                                len(bottom))))
         if len(top) != 1:
-            raise ValueError("%s has exactly one top (the loss), got %d" % (name, len(top)))
+            fail(ValueError("%s has exactly one top (the loss), got %d" % (name, len(top))))
         self.params = parse_params(name, self.param_str, self.defaults)
 
     def reshape(self, bottom, top):
         if self.n_bottoms == 2 and bottom[0].num != bottom[1].num:
-            raise ValueError("%s: codes have %d rows but labels have %d"
-                             % (type(self).__name__, bottom[0].num, bottom[1].num))
+            fail(ValueError("%s: codes have %d rows but labels have %d"
+                             % (type(self).__name__, bottom[0].num, bottom[1].num)))
         top[0].reshape(1)
 
     def forward(self, bottom, top):
@@ -83,8 +91,8 @@ class _LossLayer(caffe.Layer):
 
     def backward(self, top, propagate_down, bottom):
         if self.n_bottoms == 2 and propagate_down[1]:
-            raise ValueError("%s: the labels bottom has no gradient; do not ask for one "
-                             "(set propagate_down: false for it)" % type(self).__name__)
+            fail(ValueError("%s: the labels bottom has no gradient; do not ask for one "
+                             "(set propagate_down: false for it)" % type(self).__name__))
         if propagate_down[0]:
             scale = float(top[0].diff.flat[0])   # the loss weight
             bottom[0].diff[...] = (scale * self.dz).reshape(bottom[0].diff.shape)

@@ -45,7 +45,8 @@ def write_text(path, text):
     os.replace(path + ".tmp", path)
 
 
-def prepare_run(run_dir, dataset, bits, variant, lr, lambda_, iters, data_dir, gpu, seed, batch):
+def prepare_run(run_dir, dataset, bits, variant, lr, lambda_, iters, data_dir, gpu, seed, batch,
+                **solver_overrides):
     """Write the run's own net, solver and deploy net (generated, with this run's values)."""
     os.makedirs(os.path.join(run_dir, "snapshots"), exist_ok=True)
     net_variant = "dhn" if variant == "dhn-b" else variant
@@ -57,8 +58,10 @@ def prepare_run(run_dir, dataset, bits, variant, lr, lambda_, iters, data_dir, g
     if iters:
         extra["max_iter"] = iters
         extra["stepsize"] = max(1, min(extra.get("stepsize", netgen.SOLVER_DEFAULTS["stepsize"]), iters // 3 or 1))
-        extra["snapshot"] = max(1, min(extra.get("snapshot", netgen.SOLVER_DEFAULTS["snapshot"]), iters))
+        # at least four snapshots per run, so that an interrupted short run resumes too
+        extra["snapshot"] = max(1, min(extra.get("snapshot", netgen.SOLVER_DEFAULTS["snapshot"]), iters // 4))
     extra["random_seed"] = seed
+    extra.update(solver_overrides)
     sol = netgen.solver(os.path.abspath(os.path.join(run_dir, "train.prototxt")),
                         os.path.abspath(os.path.join(run_dir, "snapshots", "dhn")), lr=lr, **extra)
     if gpu is not None:
@@ -89,7 +92,8 @@ def run_caffe_train(run_dir, solver_path, max_iter, weights=None, snapshot=None,
         cmd += ["-gpu", str(gpu)]
     start = latest_snapshot(run_dir)[0] if snapshot else 0
     log_path = os.path.join(run_dir, "train.log")
-    env = dict(os.environ, GLOG_logtostderr="1")
+    # progress, divergence and loss.png are read from the INFO log, whatever the caller set
+    env = dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0")
     bar = tqdm(total=max_iter, initial=start, desc="train", unit="it", disable=quiet, leave=False)
     last_iter, diverged = start, False
     with open(log_path, "a") as log:

@@ -1,0 +1,100 @@
+"""The whole job through dhn.train on small generated data: list → LMDB → caffe train →
+encode → evaluate; resume after a kill; clear errors (divergence, missing weights, missing
+data); and the lr × λ sweep on a validation split carved from the training set."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from dhn import convert, demo, sweep, synthetic, train
+
+N_IMAGES = 400
+
+
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory):
+    """A small converted copy of the demo dataset: 240 train / 60 query / 100 database."""
+    root = str(tmp_path_factory.mktemp("demo"))
+    list_file = synthetic.write_dataset(root, N_IMAGES, seed=3)
+    order = np.random.default_rng(0).permutation(N_IMAGES)
+    split = {"train": order[:240], "query": order[240:300], "database": order[300:]}
+    convert.convert_list(list_file, root, os.path.join(root, "lmdb"), split,
+                         num_labels=len(synthetic.CONCEPTS), size=synthetic.SIZE, progress=False)
+    return os.path.join(root, "lmdb")
+
+
+def test_trained_codes_beat_random_ranking(demo_data, tmp_path):
+    run = str(tmp_path / "run")
+    res = train.train("demo", 16, "dhn", iters=300, data_dir=demo_data, run_dir=run, quiet=True)
+    lq = convert.read_split_labels(os.path.join(demo_data, "query"))
+    ld = convert.read_split_labels(os.path.join(demo_data, "database"))
+    baseline = demo.random_ranking_map(lq, ld)
+    print("MAP %.3f vs random %.3f" % (res["map"], baseline))
+    assert res["map"] > baseline + 0.1
+    for name in ("results.json", "loss.png", "train.log", "config.json", "codes/query.npy", "codes/database.npy"):
+        assert os.path.exists(os.path.join(run, name)), name
+    saved = json.load(open(os.path.join(run, "results.json")))
+    assert saved["map"] == pytest.approx(res["map"]) and saved["variant"] == "dhn"
+    # a second call finds the finished run and does nothing
+    assert train.train("demo", 16, "dhn", iters=300, data_dir=demo_data, run_dir=run, quiet=True)["map"] == res["map"]
+
+
+def test_dhn_b_ranks_real_valued_codes(demo_data, tmp_path):
+    res = train.train("demo", 8, "dhn-b", iters=40, data_dir=demo_data, run_dir=str(tmp_path / "b"), quiet=True)
+    assert res["ranking"] == "inner_product"
+
+
+def test_killed_run_resumes_from_its_snapshot(demo_data, tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "dhn.train", "--dataset", "demo", "--bits", "8", "--iters", "400",
+           "--data", demo_data, "--run", str(run)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 120
+    while not list((run / "snapshots").glob("dhn_iter_*.solverstate")) and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)     # the tool and its caffe child, mid-run
+    proc.wait()
+    assert not (run / "results.json").exists()
+    it, _ = train.latest_snapshot(str(run))
+    assert 0 < it < 400
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "resuming %s from iteration %d" % (run, it) in out.stderr
+    assert (run / "snapshots" / "dhn_iter_400.caffemodel").exists()
+    assert "MAP = " in out.stdout
+
+
+def test_diverging_loss_is_a_clear_error(demo_data, tmp_path):
+    with pytest.raises(train.TrainError, match="diverged .* lower --lr"):
+        train.train("demo", 8, "dhn", lr=1e6, iters=50, data_dir=demo_data, run_dir=str(tmp_path / "r"), quiet=True)
+    assert not (tmp_path / "r" / "results.json").exists()
+
+
+def test_missing_inputs_are_clear_errors(demo_data, tmp_path):
+    with pytest.raises(train.TrainError, match="bvlc_alexnet.caffemodel.*make weights"):
+        # cifar10's nets start from ImageNet AlexNet; the demo's data stands in for its LMDBs
+        train.train("cifar10", 12, "dhn", data_dir=demo_data, run_dir=str(tmp_path / "c"),
+                    weights=str(tmp_path / "bvlc_alexnet.caffemodel"))
+    with pytest.raises(train.TrainError, match="no converted train split; run `make data DATASET=demo`"):
+        train.train("demo", 8, "dhn", data_dir=str(tmp_path / "nothing"), run_dir=str(tmp_path / "d"))
+
+
+def test_sweep_picks_the_best_validation_map(demo_data, tmp_path):
+    best, rows = sweep.sweep("demo", 8, lrs=(1e-2, 1e-5), lambdas=(1.0,), iters=60, data_dir=demo_data,
+                             out=str(tmp_path / "sweep"), quiet=True)
+    assert len(rows) == 2 and best == max(rows, key=lambda r: r["map"])
+    grid = json.load(open(tmp_path / "sweep" / "grid.json"))
+    assert grid["choice"] == best
+    assert (tmp_path / "sweep" / "grid.png").exists() and (tmp_path / "sweep" / "grid.csv").exists()
+    # the validation queries come out of the training split, never out of query/database
+    val = convert.check_split(os.path.join(demo_data, "sweep", "val"))
+    fit = convert.check_split(os.path.join(demo_data, "sweep", "train"))
+    assert val["count"] + fit["count"] == convert.check_split(os.path.join(demo_data, "train"))["count"]
+    val_idx = np.loadtxt(os.path.join(demo_data, "sweep", "val", "records.txt"), dtype=int)
+    fit_idx = np.loadtxt(os.path.join(demo_data, "sweep", "train", "records.txt"), dtype=int)
+    assert not set(val_idx) & set(fit_idx)
