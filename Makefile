@@ -32,7 +32,7 @@ $(REQ_STAMP): requirements.txt
 # CUDA=1 [CUDA_ARCH=90] builds the GPU variant into its own entry.
 caffe: venv
 	@if [ -n "$$CAFFE_ROOT" ]; then echo "dhn: using CAFFE_ROOT=$$CAFFE_ROOT (no build)"; \
-	 else PYTHON=$(VENV)/bin/python bash tools/build/build_caffe.sh >/dev/null; fi
+	 else PYTHON=$(CURDIR)/$(VENV)/bin/python bash tools/build/build_caffe.sh >/dev/null; fi
 
 test:
 	$(ENV) python -m pytest -q tests

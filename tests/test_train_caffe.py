@@ -171,3 +171,14 @@ def test_quantization_loss_weight_is_lambda_k_over_b():
     net = netgen.train_net("cifar10", 48, "dhn", lambda_=10.0, batch=64)
     quant = [layer for layer in net.layer if layer.name == "quant_loss"][0]
     assert quant.loss_weight[0] == pytest.approx(10.0 * 48 / 64)
+
+
+@pytest.mark.parametrize("dataset", ["demo", "cifar10"])
+def test_encoding_uses_the_training_transform(tmp_path, dataset):
+    # the encoder reads crop, mean and scale from the run's train net: one definition
+    net = tmp_path / "train.prototxt"
+    net.write_text(str(netgen.train_net(dataset, 12, "dhn")))
+    bb = netgen.BACKBONES[netgen.DATASETS[dataset]["backbone"]]
+    crop, mean, scale = train.data_transform(str(net))
+    assert (crop, mean) == (bb["crop"], tuple(float(m) for m in bb["mean"]))
+    assert scale == pytest.approx(bb["scale"])

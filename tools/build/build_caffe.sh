@@ -65,7 +65,8 @@ for p in "$here"/patches/*.patch; do
 done
 
 # 3. Configure and build.
-pyexe=$(command -v "$PYTHON")
+# absolute, but not symlink-resolved: resolving a venv's python would lose the venv (and numpy)
+pyexe=$(command -v "$PYTHON"); pyexe="$(cd "$(dirname "$pyexe")" && pwd)/$(basename "$pyexe")"
 pyinc=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 pylib=$("$PYTHON" -c 'import sysconfig, os; print(os.path.join(sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("LDLIBRARY")))')
 cmake_opts=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix"

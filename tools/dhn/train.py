@@ -156,12 +156,23 @@ def plot_loss(log_path, png_path):
     os.replace(png_path + ".tmp.png", png_path)
 
 
-def encode_split(run_dir, dataset, bits, weights, data_dir, split, gpu):
+def data_transform(train_prototxt):
+    """(crop, BGR mean, scale) of the training net's image Data layer: encoding applies the
+    same transform (Caffe's TEST-phase centre crop), read from the one place that defines it."""
+    from google.protobuf import text_format
+    from caffe.proto import caffe_pb2
+    net = caffe_pb2.NetParameter()
+    with open(train_prototxt) as fh:
+        text_format.Merge(fh.read(), net)
+    t = [layer for layer in net.layer if layer.type == "Data"][0].transform_param
+    return t.crop_size, tuple(t.mean_value), t.scale
+
+
+def encode_split(run_dir, weights, data_dir, split, gpu):
     from . import encode
-    bb = netgen.BACKBONES[netgen.DATASETS[dataset]["backbone"]]
-    z = encode.encode(os.path.join(run_dir, "deploy.prototxt"), weights,
-                      os.path.join(data_dir, split, "images"), crop=bb["crop"], mean_bgr=bb["mean"],
-                      gpu=gpu)
+    crop, mean, scale = data_transform(os.path.join(run_dir, "train.prototxt"))
+    z = encode.encode(os.path.join(run_dir, "deploy.prototxt"), weights, os.path.join(data_dir, split, "images"),
+                      crop=crop, mean_bgr=mean, scale=scale, gpu=gpu)
     os.makedirs(os.path.join(run_dir, "codes"), exist_ok=True)
     encode.save_codes(os.path.join(run_dir, "codes", split), z)
     return z
@@ -171,8 +182,8 @@ def evaluate_run(run_dir, dataset, bits, variant, weights, data_dir, gpu=None, q
                  database="database", R=None, meta=None):
     """Encode query and database with the trained net, score, write results.json and plots."""
     from . import convert, evaluate
-    zq = encode_split(run_dir, dataset, bits, weights, data_dir, query, gpu)
-    zd = encode_split(run_dir, dataset, bits, weights, data_dir, database, gpu)
+    zq = encode_split(run_dir, weights, data_dir, query, gpu)
+    zd = encode_split(run_dir, weights, data_dir, database, gpu)
     lq = convert.read_split_labels(os.path.join(data_dir, query))
     ld = convert.read_split_labels(os.path.join(data_dir, database))
     results = evaluate.evaluate_codes(zq, lq, zd, ld, R=R, binary=(variant != "dhn-b"))
