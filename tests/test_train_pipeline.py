@@ -55,7 +55,7 @@ def test_killed_run_resumes_from_its_snapshot(demo_data, tmp_path):
            "--data", demo_data, "--run", str(run)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 120
-    while not list((run / "snapshots").glob("dhn_iter_*.solverstate")) and time.time() < deadline:
+    while not train.latest_snapshot(str(run))[0] and time.time() < deadline:
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)     # the tool and its caffe child, mid-run
     proc.wait()
@@ -67,6 +67,17 @@ def test_killed_run_resumes_from_its_snapshot(demo_data, tmp_path):
     assert "resuming %s from iteration %d" % (run, it) in out.stderr
     assert (run / "snapshots" / "dhn_iter_400.caffemodel").exists()
     assert "MAP = " in out.stdout
+
+
+def test_a_truncated_snapshot_is_not_resumed(demo_data, tmp_path):
+    # as a kill during Caffe's snapshot writing leaves it: the newest state cut short
+    run = str(tmp_path / "run")
+    train.train("demo", 8, "dhn", iters=40, data_dir=demo_data, run_dir=run, quiet=True)
+    newest = os.path.join(run, "snapshots", "dhn_iter_40.solverstate")
+    data = open(newest, "rb").read()
+    with open(newest, "wb") as fh:
+        fh.write(data[: len(data) // 2])
+    assert train.latest_snapshot(run) == (30, os.path.join(run, "snapshots", "dhn_iter_30.solverstate"))
 
 
 def test_diverging_loss_is_a_clear_error(demo_data, tmp_path):

@@ -70,14 +70,34 @@ def prepare_run(run_dir, dataset, bits, variant, lr, lambda_, iters, data_dir, g
     return sol
 
 
+def snapshot_is_whole(state_path):
+    """A run killed while Caffe writes a snapshot leaves a truncated file: whole means the
+    .solverstate parses, its .caffemodel parses, and the state's momentum history has one blob
+    per learnable blob of the model."""
+    from google.protobuf.message import DecodeError
+    from caffe.proto import caffe_pb2
+    state, model = caffe_pb2.SolverState(), caffe_pb2.NetParameter()
+    try:
+        with open(state_path, "rb") as fh:
+            state.ParseFromString(fh.read())
+        model_path = os.path.join(os.path.dirname(state_path), os.path.basename(state.learned_net))
+        with open(model_path, "rb") as fh:
+            model.ParseFromString(fh.read())
+    except (OSError, DecodeError):
+        return False
+    n_blobs = sum(len(layer.blobs) for layer in model.layer)
+    return n_blobs > 0 and len(state.history) == n_blobs
+
+
 def latest_snapshot(run_dir, subdir="snapshots"):
-    """(iteration, .solverstate path) of the newest snapshot, or (0, None)."""
-    best = (0, None)
+    """(iteration, .solverstate path) of the newest whole snapshot, or (0, None)."""
+    found = []
     for path in glob.glob(os.path.join(run_dir, subdir, "dhn_iter_*.solverstate")):
-        it = int(re.search(r"_iter_(\d+)\.solverstate$", path).group(1))
-        if it > best[0]:
-            best = (it, path)
-    return best
+        found.append((int(re.search(r"_iter_(\d+)\.solverstate$", path).group(1)), path))
+    for it, path in sorted(found, reverse=True):
+        if snapshot_is_whole(path):
+            return it, path
+    return 0, None
 
 
 def run_caffe_train(run_dir, solver_path, max_iter, weights=None, snapshot=None, gpu=None, quiet=False):
@@ -222,7 +242,8 @@ def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, w
                   seed=seed, batch=batch, gpu=gpu, weights=weights, data_dir=os.path.abspath(data_dir))
     write_text(os.path.join(run_dir, "config.json"), json.dumps(config, indent=1))
     final = os.path.join(run_dir, "snapshots", "dhn_iter_%d.caffemodel" % sol.max_iter)
-    if not os.path.exists(final):
+    final_state = final[:-len(".caffemodel")] + ".solverstate"
+    if not (os.path.exists(final_state) and snapshot_is_whole(final_state)):
         it, state = latest_snapshot(run_dir)
         if state and not quiet:
             print("resuming %s from iteration %d" % (run_dir, it), file=sys.stderr)
