@@ -21,7 +21,10 @@ Conventions (each is tested in tests/test_metrics_*.py):
   <b_i, b_j> = K - 2·d_H(b_i, b_j), so on ±1 codes every metric equals the Hamming one.
   Scores are computed in float64.
 
-Speed: codes are packed into 64-bit words and distances are popcount(xor) (np.bitwise_count),
+Speed: AP@R of Hamming ranking comes from a C kernel (dhn.hamming_ap: one O(N) pass per query,
+no sort — with ties in database order, an item's rank is the count of items at smaller distance
+plus its running count at its own distance); it is compiled on first use, and where no C compiler
+exists the numpy path below computes the same APs. The numpy path: codes are packed into 64-bit words and distances are popcount(xor) (np.bitwise_count),
 computed in cache-sized tiles. When the top L of the ranking is most of the database, each row is
 ranked by numpy's stable sort of uint8 distances (a radix/counting sort over the K + 1 values).
 Otherwise nothing database-sized is sorted: a distance threshold t per query with at least L
@@ -36,12 +39,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from dhn import hamming_ap
+
 # Precision@N cut-offs reported by default (the paper plots precision of the top 1,000).
 DEFAULT_NS = (1, 10, 50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000)
 QUERY_CHUNK = 64                            # queries scanned together
 TILE_BYTES = 1 << 22                        # xor scratch per tile (L3-sized: fewer numpy calls)
 WORKERS = min(4, os.cpu_count() or 1)       # threads over query chunks (numpy releases the GIL)
 RANKINGS = ("hamming", "inner_product")
+USE_KERNEL = True                           # False: the numpy path for every metric (tests use both)
 
 
 # ----------------------------------------------------------------------------- codes
@@ -381,11 +387,14 @@ def evaluate(query_codes, query_labels, db_codes, db_labels, R=None, ranking="ha
     R = data.n if R is None else data.depth("R", R)
     ns = [data.depth("N", v) for v in ns]
     radius = _check_radius(radius)
-    ap = np.empty(data.nq)
+    kernel = _kernel_aps(data, query_codes, query_labels, db_codes, db_labels, R)
+    ap = np.empty(data.nq) if kernel is None else kernel
     hits = np.empty((data.nq, len(ns)))
     hist = np.empty((data.nq, 2, data.k + 2), np.int64)
-    for sl, rel, h in _scan(data, max([R] + ns), want_hist=True):
-        ap[sl] = _ap(rel[:, :R])
+    # with the kernel's APs, the ranking is only needed as deep as precision@N looks
+    for sl, rel, h in _scan(data, max(ns + [0 if kernel is not None else R]), want_hist=True):
+        if kernel is None:
+            ap[sl] = _ap(rel[:, :R])
         hits[sl] = _hits_at(rel, ns) if ns else 0
         hist[sl] = h
     p_radius, pr = _radius_metrics(hist, data.k, radius)
@@ -398,10 +407,20 @@ def evaluate(query_codes, query_labels, db_codes, db_labels, R=None, ranking="ha
     }
 
 
+def _kernel_aps(data, query_codes, query_labels, db_codes, db_labels, R):
+    """Per-query APs from the C kernel (Hamming ranking only), or None: then the numpy path."""
+    if data.ranking != "hamming" or not USE_KERNEL or not hamming_ap.available():
+        return None
+    return hamming_ap.average_precisions(query_codes, query_labels, db_codes, db_labels, R, workers=WORKERS)
+
+
 def average_precisions(query_codes, query_labels, db_codes, db_labels, R=None, ranking="hamming"):
     """Per-query AP@R (float64 vector), conventions as in the module docstring."""
     data = _Data(query_codes, query_labels, db_codes, db_labels, ranking)
     R = data.n if R is None else data.depth("R", R)
+    kernel = _kernel_aps(data, query_codes, query_labels, db_codes, db_labels, R)
+    if kernel is not None:
+        return kernel
     ap = np.empty(data.nq)
     for sl, rel, _ in _scan(data, R, want_hist=False):
         ap[sl] = _ap(rel)
