@@ -21,4 +21,8 @@ _dhn_site=$("$DHN_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_pat
 export PYTHONPATH="$DHN_ROOT/layers:$DHN_ROOT/tools:$_dhn_pycaffe:$_dhn_site${PYTHONPATH:+:$PYTHONPATH}"
 export PATH="$DHN_VENV/bin:$CAFFE_ROOT/bin:$PATH"
 export LD_LIBRARY_PATH="$CAFFE_ROOT/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# a CUDA build's cuBLAS/cuRAND from PyPI wheels (recorded by the build)
+_dhn_ld=$(sed -n 's/^ld_library_path //p' "$CAFFE_ROOT/BUILD_INFO" 2>/dev/null)
+[ -n "$_dhn_ld" ] && export LD_LIBRARY_PATH="$_dhn_ld:$LD_LIBRARY_PATH"
+unset _dhn_ld
 unset _dhn_site _dhn_pycaffe

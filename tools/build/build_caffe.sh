@@ -77,7 +77,11 @@ cmake_opts=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix"
 if [ "$CUDA" = 1 ]; then
   # cuBLAS/cuRAND: the system CUDA's when it has them, else the PyPI wheels (nvidia-cublas,
   # nvidia-curand; ../shared/README.md §1), installed into the cache. CUDA_EXTRA_ROOT overrides.
-  cuda_root=${CUDA_HOME:-$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")}
+  # the toolkit root: CUDA_HOME, else /usr/local/cuda, else from nvcc's path (which may be a
+  # wrapper script, as /usr/local/bin/nvcc is on these machines)
+  cuda_root=${CUDA_HOME:-}
+  [ -n "$cuda_root" ] || { [ -x /usr/local/cuda/bin/nvcc ] && cuda_root=/usr/local/cuda; } || true
+  [ -n "$cuda_root" ] || cuda_root=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")
   extra=${CUDA_EXTRA_ROOT:-}
   if [ -z "$extra" ] && [ ! -e "$cuda_root/include/cublas_v2.h" ]; then
     wheels="$CACHE/cuda-wheels"
@@ -94,7 +98,7 @@ if [ "$CUDA" = 1 ]; then
   if [ -n "$extra" ]; then
     # CPATH reaches both g++ and nvcc (which preprocesses with the host compiler).
     export CPATH="$extra/include${CPATH:+:$CPATH}" LIBRARY_PATH="$extra/lib${LIBRARY_PATH:+:$LIBRARY_PATH}"
-    cmake_opts+=(-DCUDA_CUBLAS_LIBRARIES="$(ls "$extra"/lib/libcublas.so.* | head -1)"
+    cmake_opts+=(-DCUDA_cublas_LIBRARY="$(ls "$extra"/lib/libcublas.so.* | head -1)"
                  -DCUDA_curand_LIBRARY="$(ls "$extra"/lib/libcurand.so.* | head -1)"
                  -DCMAKE_INSTALL_RPATH="$prefix/lib;$extra/lib")
   fi
@@ -103,8 +107,15 @@ else
 fi
 mkdir -p "$work/build"
 log "configuring ($variant, python $pyver)"
-(cd "$work/build" && cmake "${cmake_opts[@]}" ../src > cmake.log 2>&1 && cmake ../src >> cmake.log 2>&1) \
+# Configured twice, with the options both times: FindCUDA clears the cuBLAS/cuRAND paths it is
+# given when it first meets a toolkit root (../shared/README.md §1); the second run decides.
+(cd "$work/build" && { cmake "${cmake_opts[@]}" ../src > cmake.log 2>&1 || true; } \
+   && cmake "${cmake_opts[@]}" ../src >> cmake.log 2>&1) \
   || { tail -30 "$work/build/cmake.log" >&2; log "cmake failed; full log: $work/build/cmake.log"; exit 1; }
+if [ "$CUDA" = 1 ] && ! grep -qE 'CUDA +: +Yes' "$work/build/cmake.log"; then
+  log "CUDA=1 but CMake did not find CUDA under $cuda_root: set CUDA_HOME (log: $work/build/cmake.log)"
+  exit 1
+fi
 log "compiling with $JOBS jobs (a few minutes; log: $work/build/make.log)"
 start=$(date +%s)
 (cd "$work/build" && make -j"$JOBS" all > make.log 2>&1 && make install >> make.log 2>&1) \
@@ -113,6 +124,9 @@ log "compiled in $(( $(date +%s) - start )) s"
 
 # 4. Mark it complete: only a finished build carries .complete.
 printf 'caffe %s\nvariant %s\npython %s\npatches %s\n' "$CAFFE_DEB_VERSION" "$variant" "$pyver" "$patch_hash" > "$prefix/BUILD_INFO"
+# Caffe's CMake sets its own install rpath: libraries from outside the system (the cuBLAS/cuRAND
+# wheels) are named here, and tools/env.sh puts them on LD_LIBRARY_PATH.
+[ -n "${extra:-}" ] && echo "ld_library_path $extra/lib" >> "$prefix/BUILD_INFO"
 touch "$prefix/.complete"
 rm -rf "$work"
 echo "$prefix"
