@@ -21,15 +21,14 @@ the committed rule as <split>.txt index files, printing their sha256 so runs can
   files (24 concepts + 14 "_r1" relevant subsets) in name order; images ``im<k>.jpg``.
 """
 import argparse
-import hashlib
 import json
 import os
 import sys
 
 import numpy as np
 
-from dhn.datasets import (NUM_LABELS, DatasetError, dataset_dir, load_split_spec, split_from_spec,
-                          write_split_files)
+from dhn.datasets import (NUM_LABELS, DatasetError, dataset_dir, file_digest, load_split_spec,
+                          split_from_spec, write_split_files)
 
 # The committed rules of the list datasets (../shared/README.md section 3).
 SPECS = {
@@ -166,11 +165,6 @@ def write_list(path, paths, labels):
     os.replace(tmp, path)
 
 
-def _sha256(path):
-    with open(path, "rb") as fh:
-        return hashlib.sha256(fh.read()).hexdigest()
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m dhn.make_splits", description=__doc__.split("\n\n")[0])
     ap.add_argument("dataset", choices=["cifar10", "specs", "nuswide21", "flickr25k"])
@@ -206,10 +200,10 @@ def main(argv=None):
         split = split_from_spec(load_split_spec(args.dataset), labels)
         write_split_files(split, splits_out)
         print("wrote %s: %d images, %d labels (%s)" % (list_out, len(paths), len(concepts), ", ".join(concepts)))
-        print("  sha256 %s" % _sha256(list_out))
+        print("  sha256 %s" % file_digest(list_out, "sha256"))
         for name, idx in split.items():
             f = os.path.join(splits_out, name + ".txt")
-            print("wrote %s: %d  sha256 %s" % (f, len(idx), _sha256(f)))
+            print("wrote %s: %d  sha256 %s" % (f, len(idx), file_digest(f, "sha256")))
     except DatasetError as e:
         print("error: %s" % e, file=sys.stderr)
         return 2

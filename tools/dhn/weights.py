@@ -7,10 +7,11 @@ temporary name and is renamed only after its sha1 matches; an existing file is c
 fetched again. Offline, the error says where to put a copy obtained elsewhere.
 """
 import argparse
-import hashlib
 import os
 import sys
 import urllib.request
+
+from dhn.datasets import file_digest
 
 ALEXNET_URL = "http://dl.caffe.berkeleyvision.org/bvlc_alexnet.caffemodel"
 ALEXNET_SHA1 = "9116a64c0fbe4459d18f4bb6b56d647b63920377"
@@ -20,16 +21,8 @@ class WeightsError(RuntimeError):
     pass
 
 
-def sha1_of(path):
-    h = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def check(path, sha1=ALEXNET_SHA1):
-    got = sha1_of(path)
+    got = file_digest(path, "sha1", progress=True)
     if got != sha1:
         raise WeightsError("%s: sha1 %s, expected %s (a partial or different file): delete it and "
                            "run `make weights` again" % (path, got, sha1))
