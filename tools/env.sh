@@ -17,7 +17,9 @@ export CAFFE_ROOT
 # pycaffe: our install tree puts it in lib/python3/dist-packages, a source-tree build in python/.
 _dhn_pycaffe=$CAFFE_ROOT/python
 [ -d "$CAFFE_ROOT/lib/python3/dist-packages/caffe" ] && _dhn_pycaffe=$CAFFE_ROOT/lib/python3/dist-packages
-_dhn_site=$("$DHN_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+# DHN_SITE names it directly where the Python is no venv (the GPU bundle, tools/gpu/).
+_dhn_site=${DHN_SITE:-}
+[ -n "$_dhn_site" ] || _dhn_site=$("$DHN_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 export PYTHONPATH="$DHN_ROOT/layers:$DHN_ROOT/tools:$_dhn_pycaffe:$_dhn_site${PYTHONPATH:+:$PYTHONPATH}"
 export PATH="$DHN_VENV/bin:$CAFFE_ROOT/bin:$PATH"
 export LD_LIBRARY_PATH="$CAFFE_ROOT/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"

@@ -6,6 +6,8 @@
 #   build_caffe.sh            print nothing but build (if needed); last line = install prefix
 #   build_caffe.sh --prefix   print the cache entry's path; exit 1 if it is not built yet
 #   CUDA=1 CUDA_ARCH=90 ...   the CUDA variant (no cuDNN), in its own cache entry
+#   MINIMAL=1 ...             without OpenCV, LevelDB and HDF5 (the GPU bundle, tools/gpu/):
+#                             Data layers then read raw (unencoded) LMDB records only
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,6 +16,7 @@ CAFFE_DEB_VERSION=${CAFFE_DEB_VERSION:-1.0.0+git20180821.99bd997-8}
 PYTHON=${PYTHON:-python3}
 CACHE=${DHN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dhn}
 CUDA=${CUDA:-0}
+MINIMAL=${MINIMAL:-0}
 JOBS=${JOBS:-$(nproc)}
 CUBLAS_WHEEL=${CUBLAS_WHEEL:-13.0.2.14}   # matches CUDA 13.0's runtime
 CURAND_WHEEL=${CURAND_WHEEL:-10.4.0.35}
@@ -28,6 +31,7 @@ if [ "$CUDA" = 1 ]; then
   [ -n "$CUDA_ARCH" ] || { echo "build_caffe: no GPU found by nvidia-smi; give the architecture, e.g. CUDA_ARCH=90" >&2; exit 2; }
   variant=cuda$CUDA_ARCH
 fi
+[ "$MINIMAL" = 1 ] && variant=$variant-min
 key="caffe-${CAFFE_DEB_VERSION//[^A-Za-z0-9.]/_}-py$pyver-$variant-r$RECIPE-$patch_hash"
 prefix="$CACHE/$key"
 
@@ -74,6 +78,12 @@ cmake_opts=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix"
   -DPYTHON_EXECUTABLE="$pyexe" -DPYTHON_INCLUDE_DIR="$pyinc" -DPYTHON_LIBRARY="$pylib"
   -DUSE_LMDB=ON -DUSE_OPENCV=ON -DUSE_LEVELDB=ON -DBUILD_docs=OFF
 )
+if [ "$MINIMAL" = 1 ]; then
+  # --as-needed drops the HDF5/curl libraries Caffe's CMake links unconditionally
+  # (../shared/README.md §1); patch 0003 guards the one HDF5 call left in net.cpp.
+  cmake_opts+=(-DUSE_OPENCV=OFF -DUSE_LEVELDB=OFF -DUSE_HDF5=OFF
+    -DCMAKE_SHARED_LINKER_FLAGS=-Wl,--as-needed -DCMAKE_EXE_LINKER_FLAGS=-Wl,--as-needed)
+fi
 if [ "$CUDA" = 1 ]; then
   # cuBLAS/cuRAND: the system CUDA's when it has them, else the PyPI wheels (nvidia-cublas,
   # nvidia-curand; ../shared/README.md §1), installed into the cache. CUDA_EXTRA_ROOT overrides.

@@ -7,7 +7,6 @@ with ``encoded = True``, which Caffe's Data layer decodes with OpenCV).
 """
 import os
 
-import cv2
 import lmdb
 import numpy as np
 from caffe.proto import caffe_pb2
@@ -25,6 +24,7 @@ def image_datum(bgr_hwc, label=0, encoding=None):
         datum.channels, datum.height, datum.width = chw.shape
         datum.data = chw.tobytes()
     else:
+        import cv2  # here, not at the top: raw records need no OpenCV (the GPU bundle has none)
         ok, buf = cv2.imencode("." + encoding, bgr_hwc)
         if not ok:
             raise ValueError("OpenCV could not encode an image as %s" % encoding)
@@ -46,6 +46,7 @@ def label_datum(labels):
 def datum_array(datum):
     """C×H×W uint8 array of a Datum (decodes encoded images to BGR like Caffe does)."""
     if datum.encoded:
+        import cv2
         img = cv2.imdecode(np.frombuffer(datum.data, np.uint8), cv2.IMREAD_COLOR)
         return img.transpose(2, 0, 1)
     if datum.data:
