@@ -173,6 +173,21 @@ def test_quantization_loss_weight_is_lambda_k_over_b():
     assert quant.loss_weight[0] == pytest.approx(10.0 * 48 / 64)
 
 
+def test_time_net_runs_under_caffe_time(tmp_path):
+    # the net dhn.bench gpu times: the training net with Input blobs, the same layers otherwise
+    time_net = netgen.time_net("demo", 16, batch=8)
+    train_net = netgen.train_net("demo", 16, "dhn", batch=8)
+    assert [layer.name for layer in time_net.layer] == [layer.name for layer in train_net.layer]
+    assert [layer.type for layer in time_net.layer][:2] == ["Input", "Input"]
+    model = tmp_path / "time.prototxt"
+    model.write_text(str(time_net))
+    out = subprocess.run([CAFFE, "time", "-model", str(model), "-iterations", "2"], capture_output=True, text=True,
+                         env=dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert re.search(r"pair_loss\s+backward: [\d.]+ ms", out.stderr)
+    assert re.search(r"Average Forward-Backward: [\d.]+ ms", out.stderr)
+
+
 @pytest.mark.parametrize("dataset", ["demo", "cifar10"])
 def test_encoding_uses_the_training_transform(tmp_path, dataset):
     # the encoder reads crop, mean and scale from the run's train net: one definition

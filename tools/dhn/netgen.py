@@ -169,6 +169,23 @@ def deploy_net(dataset, bits, batch=BATCH, backbone=None):
     return proto
 
 
+def time_net(dataset, bits, variant="dhn", batch=BATCH, lambda_=DEFAULT_LAMBDA):
+    """The training net with Input blobs in place of its two LMDBs: what `caffe time` runs
+    (it needs no data; the losses, Python layers included, are timed as in training)."""
+    proto = train_net(dataset, bits, variant, lambda_=lambda_, batch=batch)
+    crop = BACKBONES[DATASETS[dataset]["backbone"]]["crop"]
+    shapes = {"data": [batch, 3, crop, crop], "label": [batch, DATASETS[dataset]["num_labels"], 1, 1]}
+    for layer in proto.layer:
+        if layer.type == "Data":
+            top = layer.top[0]
+            layer.Clear()
+            layer.name, layer.type = top, "Input"
+            layer.top.append(top)
+            layer.input_param.shape.add().dim.extend(shapes[top])
+    proto.name += "-time"
+    return proto
+
+
 def solver(train_net_path, snapshot_prefix, lr=DEFAULT_LR, **overrides):
     s = caffe_pb2.SolverParameter()
     s.train_net = train_net_path
