@@ -14,7 +14,7 @@ CUDA ?= $(if $(GPU),1,0)
 export CUDA CUDA_ARCH
 TRAIN_ARGS = $(if $(LR),--lr $(LR)) $(if $(LAMBDA),--lambda $(LAMBDA)) $(if $(ITERS),--iters $(ITERS)) $(if $(GPU),--gpu $(GPU))
 
-.PHONY: setup system-deps venv caffe test demo train sweep weights data report bench prototxt clean-caffe
+.PHONY: setup system-deps venv caffe test demo train sweep weights data report bench prototxt gpu-bundle clean-caffe
 
 setup: system-deps venv caffe
 	@$(ENV) echo "dhn: ready. venv: $$DHN_VENV  caffe: $$CAFFE_ROOT  (wrapper: tools/caffe)"
@@ -60,6 +60,10 @@ bench:
 
 prototxt:
 	$(ENV) python -m dhn.netgen
+
+# what the lent GPU machine needs for tools/gpu/check.sh: .bundle/dhn-gpu.tar.xz
+gpu-bundle: venv
+	bash tools/gpu/make_bundle.sh
 
 clean-caffe:
 	rm -rf "$${DHN_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/dhn}"

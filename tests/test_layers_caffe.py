@@ -15,7 +15,17 @@ import pytest
 
 import dhn_losses
 
-caffe.set_mode_cpu()
+
+@pytest.fixture(autouse=True)
+def caffe_mode():
+    """DHN_CAFFE_MODE=gpu runs every check here with Caffe in GPU mode (tools/gpu/check.sh does)."""
+    if os.environ.get("DHN_CAFFE_MODE") == "gpu":
+        caffe.set_device(0)
+        caffe.set_mode_gpu()
+    else:
+        caffe.set_mode_cpu()
+    yield
+    caffe.set_mode_cpu()
 
 
 def make_net(layer, n, k, c=None, param_str="", loss_weight=1.0, propagate_down=None, labels_shape=None):
