@@ -14,15 +14,9 @@ out=${OUT:-runs/gpu_check}
 mkdir -p "$out"
 exec > >(tee "$out/check.log") 2>&1
 
-b=/tmp/dhn-gpu
-rm -rf "$b" && tar -xJf .bundle/dhn-gpu.tar.xz -C /tmp || { echo "check: .bundle/dhn-gpu.tar.xz missing or broken: run 'make gpu-bundle' and carry .bundle"; exit 1; }
-# CUDA 13's cudart/cuBLAS/cuRAND: CU13_LIB, else the PyTorch virtualenv's (../shared/README.md §1)
-cu13=${CU13_LIB:-$(ls -d /opt/torch/.venv/lib/python3*/site-packages/nvidia/cu13/lib 2>/dev/null | head -1)}
-[ -e "$cu13/libcublas.so.13" ] || { echo "check: no CUDA 13 libraries found: set CU13_LIB to the folder with libcublas.so.13"; exit 1; }
-export PYTHONHOME=$b/py DHN_VENV=$b/py DHN_SITE=$b/py/site CAFFE_ROOT=$b/caffe
-export LD_LIBRARY_PATH=$b/lib:$cu13 PYTHONNOUSERSITE=1 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-. tools/env.sh || exit 1
-cat "$b/BUNDLE_INFO"
+export PYTHONUNBUFFERED=1
+. tools/gpu/bundle_env.sh || exit 1
+cat "$CAFFE_ROOT/../BUNDLE_INFO"
 status=0
 step() { echo; echo "=== $*"; local t=$SECONDS; "$@" || { echo "=== FAILED ($?): $*"; status=1; }; echo "=== $((SECONDS - t)) s"; }
 

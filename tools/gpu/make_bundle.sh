@@ -26,7 +26,7 @@ site=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
 stage=$(mktemp -d); trap 'rm -rf "$stage"' EXIT
 b=$stage/dhn-gpu
-mkdir -p "$b/lib" "$b/py/bin" "$b/py/site"
+mkdir -p "$b/lib" "$b/py/bin" "$b/py/lib" "$b/py/site"
 
 # 1. Caffe (bin/caffe, libcaffe, pycaffe); headers and CMake files stay behind.
 cp -a "$prefix" "$b/caffe"
@@ -40,7 +40,7 @@ ln -s "python$pyver" "$b/py/bin/python3"
 (cd "$(dirname "$stdlib")" && tar -cf - --exclude=__pycache__ --exclude="$(basename "$stdlib")/test" \
    --exclude="$(basename "$stdlib")/idlelib" --exclude="$(basename "$stdlib")/tkinter" \
    --exclude="$(basename "$stdlib")/turtledemo" --exclude="$(basename "$stdlib")/ensurepip" \
-   --exclude="$(basename "$stdlib")/lib2to3" --exclude="$(basename "$stdlib")/config-*" \
+   --exclude="$(basename "$stdlib")/lib2to3" --exclude="_tkinter*" --exclude="$(basename "$stdlib")/config-*" \
    --exclude="$(basename "$stdlib")/site-packages" --exclude="$(basename "$stdlib")/dist-packages" \
    "$(basename "$stdlib")") | tar -xf - -C "$b/py/lib"
 for pkg in numpy numpy.libs google six.py lmdb tqdm _pytest pytest pluggy iniconfig packaging pygments py.py; do
@@ -63,6 +63,7 @@ while read -r f; do
   done < <(ldd "$f" 2>/dev/null)
 done < <(find "$b" -type f \( -name '*.so*' -o -perm -u+x \) -exec sh -c 'head -c4 "$1" | grep -q ELF' _ {} \; -print)
 [ "$missing" = 0 ] || exit 1
+strip --strip-unneeded "$b"/lib/*.so*   # libpython (pyenv's) carries its symbols: 23 MB -> 5
 
 { cat "$prefix/BUILD_INFO"; echo "bundle_python $pyver"; echo "bundle_libs $(ls "$b/lib" | tr '\n' ' ')"; } > "$b/BUNDLE_INFO"
 mkdir -p "$(dirname "$out")"

@@ -1,0 +1,16 @@
+# Source this (bash), from the repository root, where our venv and Caffe are not: it unpacks
+# .bundle/dhn-gpu.tar.xz (make gpu-bundle) into /tmp/dhn-gpu and points tools/env.sh at it.
+# CU13_LIB names the folder with CUDA 13's cudart/cuBLAS/cuRAND; by default the lent GPU
+# machine's, inside its PyTorch virtualenv (../shared/README.md §1).
+_b=/tmp/dhn-gpu
+rm -rf "$_b" && tar -xJf .bundle/dhn-gpu.tar.xz -C /tmp || {
+  echo "bundle_env: .bundle/dhn-gpu.tar.xz is missing or broken: run 'make gpu-bundle' here and carry .bundle" >&2
+  return 1; }
+CU13_LIB=${CU13_LIB:-$(ls -d /opt/torch/.venv/lib/python3*/site-packages/nvidia/cu13/lib 2>/dev/null | head -1)}
+[ -e "$CU13_LIB/libcublas.so.13" ] || {
+  echo "bundle_env: no CUDA 13 libraries found: set CU13_LIB to the folder holding libcublas.so.13" >&2
+  return 1; }
+export PYTHONHOME=$_b/py DHN_VENV=$_b/py DHN_SITE=$_b/py/site CAFFE_ROOT=$_b/caffe
+export LD_LIBRARY_PATH=$_b/lib:$CU13_LIB PYTHONNOUSERSITE=1 PYTHONDONTWRITEBYTECODE=1
+unset _b
+. tools/env.sh
