@@ -13,6 +13,7 @@ VARIANT ?= dhn
 CUDA ?= $(if $(GPU),1,0)
 export CUDA CUDA_ARCH
 TRAIN_ARGS = $(if $(LR),--lr $(LR)) $(if $(LAMBDA),--lambda $(LAMBDA)) $(if $(ITERS),--iters $(ITERS)) $(if $(GPU),--gpu $(GPU))
+MODEL_ARGS = $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(BACKBONE),--backbone $(BACKBONE)) $(if $(MEAN),--mean $(MEAN))
 
 .PHONY: setup system-deps venv caffe test demo train sweep weights data report bench prototxt gpu-bundle clean-caffe
 
@@ -44,7 +45,7 @@ data:
 	$(ENV) python -m dhn.convert $(DATASET)
 
 train:
-	$(ENV) python -m dhn.train --dataset $(DATASET) --bits $(BITS) --variant $(VARIANT) $(TRAIN_ARGS)
+	$(ENV) python -m dhn.train --dataset $(DATASET) --bits $(BITS) --variant $(VARIANT) $(TRAIN_ARGS) $(MODEL_ARGS)
 
 sweep:
 	$(ENV) python -m dhn.sweep --dataset $(DATASET) --bits $(BITS) $(TRAIN_ARGS)

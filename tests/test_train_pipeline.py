@@ -3,6 +3,7 @@ encode → evaluate; resume after a kill; clear errors (divergence, missing weig
 data); and the lr × λ sweep on a validation split carved from the training set."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -109,3 +110,77 @@ def test_sweep_picks_the_best_validation_map(demo_data, tmp_path):
     val_idx = np.loadtxt(os.path.join(demo_data, "sweep", "val", "records.txt"), dtype=int)
     fit_idx = np.loadtxt(os.path.join(demo_data, "sweep", "train", "records.txt"), dtype=int)
     assert not set(val_idx) & set(fit_idx)
+
+
+# Another backbone (issue 4's stretch): a deploy net with its own names, input blob and crop,
+# plus a head (cls, prob) that the cut after `feat` must drop.
+FOREIGN_DEPLOY = """name: "smallnet"
+layer { name: "img" type: "Input" top: "img" input_param { shape { dim: 1 dim: 3 dim: 28 dim: 28 } } }
+layer { name: "c1" type: "Convolution" bottom: "img" top: "c1"
+        convolution_param { num_output: 16 kernel_size: 5 stride: 2 weight_filler { type: "xavier" } } }
+layer { name: "r1" type: "ReLU" bottom: "c1" top: "c1" }
+layer { name: "feat" type: "InnerProduct" bottom: "c1" top: "feat"
+        inner_product_param { num_output: 64 weight_filler { type: "xavier" } } }
+layer { name: "feat_relu" type: "ReLU" bottom: "feat" top: "feat" }
+layer { name: "cls" type: "InnerProduct" bottom: "feat" top: "cls" inner_product_param { num_output: 10 } }
+layer { name: "prob" type: "Softmax" bottom: "cls" top: "prob" }
+"""
+
+
+@pytest.fixture
+def foreign_model(tmp_path):
+    """The deploy net and a caffemodel saved from it, randomly initialised."""
+    import caffe
+    deploy = tmp_path / "smallnet.prototxt"
+    deploy.write_text(FOREIGN_DEPLOY)
+    caffe.set_mode_cpu()
+    net = caffe.Net(str(deploy), caffe.TEST)
+    model = str(tmp_path / "smallnet.caffemodel")
+    net.save(model)
+    return str(deploy), model, {name: [b.data.copy() for b in blobs] for name, blobs in net.params.items()}
+
+
+def test_foreign_backbone_is_cut_after_its_layer(foreign_model):
+    from dhn import netgen
+    deploy, _, _ = foreign_model
+    bb = netgen.foreign_backbone(deploy + ":feat", mean=(128, 128, 128))
+    assert [layer.name for layer in bb["layers"]] == ["c1", "r1", "feat", "feat_relu"]
+    assert (bb["input"], bb["crop"], bb["feature"]) == ("img", 28, "feat")
+    names = [layer.name for layer in netgen.train_net("demo", 8, "dhn", backbone=bb).layer]
+    assert names == ["img", "label", "c1", "r1", "feat", "feat_relu", "fch", "code", "pair_loss", "quant_loss"]
+    dep = netgen.deploy_net("demo", 8, batch=4, backbone=bb)
+    assert [layer.name for layer in dep.layer] == ["img", "c1", "r1", "feat", "feat_relu", "fch", "code"]
+    assert list(dep.layer[0].input_param.shape[0].dim) == [4, 3, 28, 28]
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("{deploy}", "give it as DEPLOY.prototxt:LAYER"),
+    ("{deploy}:fc9", "has no layer 'fc9' (its layers: img, c1, r1, feat, feat_relu, cls, prob)"),
+    ("{missing}:feat", "not a readable Caffe net prototxt"),
+])
+def test_foreign_backbone_errors_name_the_file(foreign_model, tmp_path, spec, message):
+    from dhn import netgen
+    spec = spec.format(deploy=foreign_model[0], missing=str(tmp_path / "nope.prototxt"))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        netgen.foreign_backbone(spec)
+
+
+def test_foreign_backbone_trains_from_its_caffemodel(demo_data, tmp_path, foreign_model):
+    import caffe
+    deploy, model, params = foreign_model
+    with pytest.raises(train.TrainError, match="needs its caffemodel"):
+        train.train("demo", 8, "dhn", iters=2, data_dir=demo_data, run_dir=str(tmp_path / "x"),
+                    backbone=deploy + ":feat")
+    run = tmp_path / "run"
+    res = train.train("demo", 8, "dhn", iters=30, data_dir=demo_data, run_dir=str(run), quiet=True,
+                      backbone=deploy + ":feat", weights=model, mean=(128, 128, 128))
+    assert 0 <= res["map"] <= 1
+    # caffe train -weights copied the kept layers by name and skipped the cut-off head
+    log = (run / "train.log").read_text()
+    assert "Ignoring source layer cls" in log and "Ignoring source layer prob" in log
+    # the run's own deploy net keeps the backbone's names: its caffemodel loads into it as it is
+    net = caffe.Net(str(run / "deploy.prototxt"), caffe.TEST, weights=model)
+    for name in ("c1", "feat"):
+        for got, want in zip(net.params[name], params[name]):
+            np.testing.assert_array_equal(got.data, want)
+    assert json.load(open(run / "config.json"))["backbone"] == deploy + ":feat"

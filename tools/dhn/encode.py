@@ -42,11 +42,11 @@ def _load_net(deploy_prototxt, caffemodel, crop, code_blob, gpu):
         caffe.set_device(int(gpu))
         caffe.set_mode_gpu()
     net = caffe.Net(deploy_prototxt, caffe.TEST, weights=caffemodel)
-    if "data" not in net.blobs or code_blob not in net.blobs:
-        raise ValueError("%s must have an input blob 'data' and a code blob %r (its blobs: %s): "
+    if len(net.inputs) != 1 or code_blob not in net.blobs:
+        raise ValueError("%s must have one input blob and a code blob %r (its blobs: %s): "
                          "generate it with dhn.netgen.deploy_net"
                          % (deploy_prototxt, code_blob, ", ".join(net.blobs)))
-    shape = net.blobs["data"].data.shape
+    shape = net.blobs[net.inputs[0]].data.shape
     if len(shape) != 4 or shape[1] != 3 or shape[2:] != (crop, crop):
         raise ValueError("%s takes input %s but crop=%d gives 3×%d×%d: use the net's crop"
                          % (deploy_prototxt, "×".join(map(str, shape)), crop, crop, crop))
@@ -70,7 +70,7 @@ def encode(deploy_prototxt, caffemodel, images_lmdb, crop, mean_bgr, batch_size=
     codes, filled = [], 0
 
     def flush():
-        data = net.blobs["data"]
+        data = net.blobs[net.inputs[0]]   # 'data', or a foreign backbone's own input name
         if data.data.shape[0] != filled:
             data.reshape(filled, 3, crop, crop)
         data.data[...] = batch[:filled]

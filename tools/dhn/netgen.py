@@ -8,7 +8,9 @@ Backbones:
   ``caffe train -weights bvlc_alexnet.caffemodel`` copies conv1–fc7 (fc8 is absent and
   ignored); input 256×256 LMDB, 227 crop, BGR mean 104/117/123.
 - ``tiny``: a small CNN trained from scratch, for the offline demo (32×32 images, 28 crop).
-Both feed ``fch`` (InnerProduct K, gaussian std 0.01, lr_mult 10/20) → TanH → blob ``code``.
+- any other Caffe deploy net, ``foreign_backbone("deploy.prototxt:layer")``: cut after that
+  layer, with its own layer names so that ``-weights its.caffemodel`` copies what it keeps.
+All feed ``fch`` (InnerProduct K, gaussian std 0.01, lr_mult 10/20) → TanH → blob ``code``.
 
 λ (``lambda_``) is the paper's: its objective *sums* the pairwise term over pairs and the
 quantization term over images and bits. The layers *average* (pairs over B², quantization over
@@ -24,6 +26,7 @@ import sys
 
 from caffe import layers as L, params as P, NetSpec  # noqa: N812
 from caffe.proto import caffe_pb2
+from google.protobuf import text_format
 
 BATCH = 64
 DEFAULT_LR = 2e-5        # the authors' solver (../shared/README.md §3)
@@ -129,27 +132,91 @@ def _python_loss(bottoms, layer, weight, param_str=""):
                     loss_weight=weight)
 
 
+def foreign_backbone(spec, mean=(104, 117, 123), scale=1.0):
+    """Another backbone: ``spec`` is ``deploy.prototxt:layer``, any Caffe deploy net and the layer
+    to put fch on. The net is cut after that layer and the in-place layers on its output (its
+    ReLU, Dropout); the input blob's name and the crop come from the net's input shape (3×S×S,
+    S ≤ 256, since the LMDBs hold 256×256 images); ``mean`` is BGR. Returns a backbone dict as
+    BACKBONES' entries are, plus the kept layers. Errors name the file and say what is wrong."""
+    path, sep, feature = spec.rpartition(":")
+    if not sep or not path or not feature:
+        raise ValueError("backbone %r: give it as DEPLOY.prototxt:LAYER" % spec)
+    net = caffe_pb2.NetParameter()
+    try:
+        with open(path) as fh:
+            text_format.Merge(fh.read(), net)
+    except (OSError, text_format.ParseError) as e:
+        raise ValueError("%s: not a readable Caffe net prototxt (%s)" % (path, e)) from None
+    inputs = [layer for layer in net.layer if layer.type == "Input"]
+    if inputs and inputs[0].input_param.shape:
+        blob, dims = inputs[0].top[0], list(inputs[0].input_param.shape[0].dim)
+    elif net.input:   # the old style: input: "data" + input_shape or input_dim
+        blob, dims = net.input[0], list(net.input_shape[0].dim) if net.input_shape else list(net.input_dim[:4])
+    else:
+        raise ValueError("%s: no input blob (an Input layer or an input: field)" % path)
+    if len(dims) != 4 or dims[1] != 3 or dims[2] != dims[3] or not 0 < dims[2] <= 256:
+        raise ValueError("%s: input %r has shape %s; a backbone needs N×3×S×S with S <= 256" % (path, blob, dims))
+    kept, top = [], None
+    for layer in net.layer:
+        if layer.type == "Input":
+            continue
+        if top is not None and not (list(layer.bottom) == [top] and list(layer.top) == [top]):
+            break
+        kept.append(layer)
+        if layer.name == feature:
+            top = layer.top[0]
+    if top is None:
+        raise ValueError("%s has no layer %r (its layers: %s)" % (path, feature, ", ".join(l.name for l in net.layer)))
+    return dict(name=os.path.splitext(os.path.basename(path))[0], size=256, crop=dims[2], mean=tuple(mean),
+                scale=scale, input=blob, feature=top, layers=kept)
+
+
+def _backbone(dataset, backbone):
+    """A backbone dict: the dataset's default for None, a BACKBONES name, or foreign_backbone()'s."""
+    backbone = backbone or DATASETS[dataset]["backbone"]
+    if isinstance(backbone, dict):
+        return backbone
+    return dict(BACKBONES[backbone], name=backbone, input="data")
+
+
+def _body(n, bb, train):
+    """The backbone's top blob in n; for a foreign one, a placeholder that _splice replaces."""
+    if "layers" not in bb:
+        return BODIES[bb["name"]](n, train=train)
+    n[bb["feature"]] = L.Input(shape=dict(dim=[1]))
+    return n[bb["feature"]]
+
+
+def _splice(proto, bb):
+    """Put a foreign backbone's layers where its feature placeholder (an Input layer) stands."""
+    if "layers" in bb:
+        layers = list(proto.layer)
+        at = next(i for i, l in enumerate(layers) if l.type == "Input" and list(l.top) == [bb["feature"]])
+        del proto.layer[:]
+        proto.layer.extend(layers[:at] + list(bb["layers"]) + layers[at + 1:])
+    return proto
+
+
 def train_net(dataset, bits, variant, lambda_=DEFAULT_LAMBDA, data_dir=None, batch=BATCH,
               backbone=None, mirror=True, dropout=True):
     """The training net: image + label LMDBs → backbone → fch → tanh → DHN losses."""
     if variant not in VARIANTS:
         raise ValueError("unknown variant %r (one of %s; dhn-b trains as dhn)" % (variant, ", ".join(VARIANTS)))
-    backbone = backbone or DATASETS[dataset]["backbone"]
-    bb = BACKBONES[backbone]
+    bb = _backbone(dataset, backbone)
     data_dir = data_dir or "data/%s/lmdb/train" % dataset
     n = NetSpec()
-    n.data = L.Data(source=data_dir + "/images", backend=P.Data.LMDB, batch_size=batch,
-                    transform_param=dict(crop_size=bb["crop"], mirror=mirror, mean_value=list(bb["mean"]),
-                                         **({"scale": bb["scale"]} if bb["scale"] != 1 else {})))
+    n[bb["input"]] = L.Data(source=data_dir + "/images", backend=P.Data.LMDB, batch_size=batch,
+                            transform_param=dict(crop_size=bb["crop"], mirror=mirror, mean_value=list(bb["mean"]),
+                                                 **({"scale": bb["scale"]} if bb["scale"] != 1 else {})))
     n.label = L.Data(source=data_dir + "/labels", backend=P.Data.LMDB, batch_size=batch)
-    feature = BODIES[backbone](n, train=dropout)
+    feature = _body(n, bb, train=dropout)
     code = hash_head(n, feature, bits)
     pair_layer = "PairwiseSquaredLoss" if variant == "dhn-e" else "PairwiseCrossEntropyLoss"
     n.pair_loss = _python_loss([code, n.label], pair_layer, 1.0)
     if variant != "dhn-q" and lambda_ > 0:
         n.quant_loss = _python_loss([code], "QuantizationLoss", lambda_ * bits / batch)
-    proto = n.to_proto()
-    proto.name = "%s-%s-%d" % (backbone, variant, bits)
+    proto = _splice(n.to_proto(), bb)
+    proto.name = "%s-%s-%d" % (bb["name"], variant, bits)
     # The labels bottom gets no gradient (Caffe would otherwise ask the layer for one).
     for layer in proto.layer:
         if layer.type == "Python" and len(layer.bottom) == 2:
@@ -159,13 +226,12 @@ def train_net(dataset, bits, variant, lambda_=DEFAULT_LAMBDA, data_dir=None, bat
 
 def deploy_net(dataset, bits, batch=BATCH, backbone=None):
     """The encoding net: Input ``data`` (batch×3×crop×crop) → backbone → fch → tanh ``code``."""
-    backbone = backbone or DATASETS[dataset]["backbone"]
-    crop = BACKBONES[backbone]["crop"]
+    bb = _backbone(dataset, backbone)
     n = NetSpec()
-    n.data = L.Input(shape=dict(dim=[batch, 3, crop, crop]))
-    hash_head(n, BODIES[backbone](n, train=False), bits)
-    proto = n.to_proto()
-    proto.name = "%s-deploy-%d" % (backbone, bits)
+    n[bb["input"]] = L.Input(shape=dict(dim=[batch, 3, bb["crop"], bb["crop"]]))
+    hash_head(n, _body(n, bb, train=False), bits)
+    proto = _splice(n.to_proto(), bb)
+    proto.name = "%s-deploy-%d" % (bb["name"], bits)
     return proto
 
 

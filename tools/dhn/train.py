@@ -2,6 +2,7 @@
 
 python -m dhn.train --dataset cifar10 --bits 48 --variant dhn [--lr 2e-5] [--lambda 10]
                     [--iters 3000] [--gpu 0] [--weights weights/bvlc_alexnet.caffemodel]
+                    [--backbone DEPLOY.prototxt:LAYER --weights ITS.caffemodel [--mean B,G,R]]
 
 Everything of a run lives in runs/<dataset>-<bits>-<variant>/: the generated train net,
 solver and deploy net, config.json, train.log, loss.png, snapshots/, codes/, results.json
@@ -46,14 +47,14 @@ def write_text(path, text):
 
 
 def prepare_run(run_dir, dataset, bits, variant, lr, lambda_, iters, data_dir, gpu, seed, batch,
-                **solver_overrides):
+                backbone=None, **solver_overrides):
     """Write the run's own net, solver and deploy net (generated, with this run's values)."""
     os.makedirs(os.path.join(run_dir, "snapshots"), exist_ok=True)
     net_variant = "dhn" if variant == "dhn-b" else variant
     train = netgen.train_net(dataset, bits, net_variant, lambda_=lambda_,
-                             data_dir=os.path.join(data_dir, "train"), batch=batch)
+                             data_dir=os.path.join(data_dir, "train"), batch=batch, backbone=backbone)
     write_text(os.path.join(run_dir, "train.prototxt"), str(train))
-    write_text(os.path.join(run_dir, "deploy.prototxt"), str(netgen.deploy_net(dataset, bits)))
+    write_text(os.path.join(run_dir, "deploy.prototxt"), str(netgen.deploy_net(dataset, bits, backbone=backbone)))
     extra = dict(netgen.DEMO_SOLVER) if dataset == "demo" else {}
     if iters:
         extra["max_iter"] = iters
@@ -212,18 +213,35 @@ def evaluate_run(run_dir, dataset, bits, variant, weights, data_dir, gpu=None, q
     return results
 
 
+def foreign_backbone(dataset, spec, mean, weights):
+    """netgen.foreign_backbone with the run's checks: its caffemodel exists, its crop fits the data."""
+    try:
+        bb = netgen.foreign_backbone(spec, **({"mean": mean} if mean else {}))
+    except ValueError as e:
+        raise TrainError(str(e)) from None
+    if not weights or not os.path.exists(weights):
+        raise TrainError("%s: a backbone given as DEPLOY:LAYER needs its caffemodel: pass --weights (make: WEIGHTS=)"
+                         % (weights or spec))
+    size = netgen.BACKBONES[netgen.DATASETS[dataset]["backbone"]]["size"]
+    if bb["crop"] > size:
+        raise TrainError("%s: input %d×%d is larger than %s's %d×%d images" % (spec, bb["crop"], bb["crop"], dataset, size, size))
+    return bb
+
+
 def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, weights=None,
           data_dir=None, run_dir=None, seed=1234, batch=netgen.BATCH, quiet=False, force=False,
-          query="query", database="database"):
-    """The whole job; returns the results dict (see dhn.evaluate)."""
+          query="query", database="database", backbone=None, mean=None):
+    """The whole job; returns the results dict (see dhn.evaluate). ``backbone``: another Caffe
+    net as ``deploy.prototxt:layer`` (with ``weights``, its caffemodel, and ``mean``, BGR)."""
     if dataset not in netgen.DATASETS:
         raise TrainError("unknown dataset %r (one of %s)" % (dataset, ", ".join(netgen.DATASETS)))
+    bb = foreign_backbone(dataset, backbone, mean, weights) if backbone else None
     lr = netgen.DEMO_LR if (lr is None and dataset == "demo") else (lr or netgen.DEFAULT_LR)
     if lambda_ is None:
         lambda_ = netgen.DEMO_LAMBDA if dataset == "demo" else netgen.DEFAULT_LAMBDA
     root = os.environ.get("DHN_ROOT", ".")
     data_dir = data_dir or os.path.join(root, "data", dataset, "lmdb")
-    run_dir = run_dir or os.path.join(root, "runs", run_name(dataset, bits, variant))
+    run_dir = run_dir or os.path.join(root, "runs", run_name(dataset, bits, variant) + ("-" + bb["name"] if bb else ""))
     results_path = os.path.join(run_dir, "results.json")
     if os.path.exists(results_path) and not force:
         print("%s exists: the run is done (pass --force to evaluate again)" % results_path, file=sys.stderr)
@@ -232,14 +250,14 @@ def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, w
         if not os.path.exists(os.path.join(data_dir, split, "manifest.json")):
             raise TrainError("%s: no converted %s split; run `make data DATASET=%s` first"
                              % (os.path.join(data_dir, split), split, dataset))
-    backbone = netgen.DATASETS[dataset]["backbone"]
-    if backbone == "alexnet":
+    if not bb and netgen.DATASETS[dataset]["backbone"] == "alexnet":
         weights = weights or os.path.join(root, "weights", "bvlc_alexnet.caffemodel")
         if not os.path.exists(weights):
             raise TrainError("%s: ImageNet AlexNet weights missing; run `make weights` (or pass --weights)" % weights)
-    sol = prepare_run(run_dir, dataset, bits, variant, lr, lambda_, iters, data_dir, gpu, seed, batch)
+    sol = prepare_run(run_dir, dataset, bits, variant, lr, lambda_, iters, data_dir, gpu, seed, batch, backbone=bb)
     config = dict(dataset=dataset, bits=bits, variant=variant, lr=lr, lambda_=lambda_, max_iter=sol.max_iter,
-                  seed=seed, batch=batch, gpu=gpu, weights=weights, data_dir=os.path.abspath(data_dir))
+                  seed=seed, batch=batch, gpu=gpu, weights=weights, data_dir=os.path.abspath(data_dir),
+                  backbone=backbone or netgen.DATASETS[dataset]["backbone"], mean=list(bb["mean"]) if bb else None)
     write_text(os.path.join(run_dir, "config.json"), json.dumps(config, indent=1))
     final = os.path.join(run_dir, "snapshots", "dhn_iter_%d.caffemodel" % sol.max_iter)
     final_state = final[:-len(".caffemodel")] + ".solverstate"
@@ -264,6 +282,9 @@ def main(argv=None):
     ap.add_argument("--iters", type=int, help="max_iter (default: the solver's)")
     ap.add_argument("--gpu", type=int, help="GPU id (needs a CUDA build: make setup CUDA=1)")
     ap.add_argument("--weights", help="pretrained caffemodel (default weights/bvlc_alexnet.caffemodel)")
+    ap.add_argument("--backbone", help="another Caffe net: DEPLOY.prototxt:LAYER, fch goes on LAYER (needs --weights)")
+    ap.add_argument("--mean", type=lambda v: tuple(float(x) for x in v.split(",")),
+                    help="BGR mean of --backbone's inputs, B,G,R (default 104,117,123)")
     ap.add_argument("--data", dest="data_dir", help="converted dataset folder (default data/<dataset>/lmdb)")
     ap.add_argument("--run", dest="run_dir", help="run folder (default runs/<dataset>-<bits>-<variant>)")
     ap.add_argument("--seed", type=int, default=1234)
