@@ -13,7 +13,7 @@ VARIANT ?= dhn
 CUDA ?= $(if $(GPU),1,0)
 export CUDA CUDA_ARCH
 TRAIN_ARGS = $(if $(LR),--lr $(LR)) $(if $(LAMBDA),--lambda $(LAMBDA)) $(if $(ITERS),--iters $(ITERS)) $(if $(GPU),--gpu $(GPU))
-MODEL_ARGS = $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(BACKBONE),--backbone $(BACKBONE)) $(if $(MEAN),--mean $(MEAN))
+MODEL_ARGS = $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(BACKBONE),--backbone $(BACKBONE)) $(if $(MEAN),--mean $(MEAN)) $(if $(SCALE),--scale $(SCALE))
 
 .PHONY: setup system-deps venv caffe test demo train sweep weights data report bench prototxt gpu-bundle clean-caffe
 

@@ -2,7 +2,7 @@
 
 python -m dhn.train --dataset cifar10 --bits 48 --variant dhn [--lr 2e-5] [--lambda 10]
                     [--iters 3000] [--gpu 0] [--weights weights/bvlc_alexnet.caffemodel]
-                    [--backbone DEPLOY.prototxt:LAYER --weights ITS.caffemodel [--mean B,G,R]]
+                    [--backbone DEPLOY.prototxt:LAYER --weights ITS.caffemodel [--mean B,G,R] [--scale S]]
 
 Everything of a run lives in runs/<dataset>-<bits>-<variant>/: the generated train net,
 solver and deploy net, config.json, train.log, loss.png, snapshots/, codes/, results.json
@@ -213,10 +213,10 @@ def evaluate_run(run_dir, dataset, bits, variant, weights, data_dir, gpu=None, q
     return results
 
 
-def foreign_backbone(dataset, spec, mean, weights):
+def foreign_backbone(dataset, spec, mean, scale, weights):
     """netgen.foreign_backbone with the run's checks: its caffemodel exists, its crop fits the data."""
     try:
-        bb = netgen.foreign_backbone(spec, **({"mean": mean} if mean else {}))
+        bb = netgen.foreign_backbone(spec, **({"mean": mean} if mean else {}), scale=scale or 1.0)
     except ValueError as e:
         raise TrainError(str(e)) from None
     if not weights or not os.path.exists(weights):
@@ -230,12 +230,13 @@ def foreign_backbone(dataset, spec, mean, weights):
 
 def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, weights=None,
           data_dir=None, run_dir=None, seed=1234, batch=netgen.BATCH, quiet=False, force=False,
-          query="query", database="database", backbone=None, mean=None):
+          query="query", database="database", backbone=None, mean=None, scale=None):
     """The whole job; returns the results dict (see dhn.evaluate). ``backbone``: another Caffe
-    net as ``deploy.prototxt:layer`` (with ``weights``, its caffemodel, and ``mean``, BGR)."""
+    net as ``deploy.prototxt:layer`` (with ``weights``, its caffemodel; ``mean`` (BGR) and ``scale``
+    of its inputs, applied as Caffe does: (pixel − mean) × scale)."""
     if dataset not in netgen.DATASETS:
         raise TrainError("unknown dataset %r (one of %s)" % (dataset, ", ".join(netgen.DATASETS)))
-    bb = foreign_backbone(dataset, backbone, mean, weights) if backbone else None
+    bb = foreign_backbone(dataset, backbone, mean, scale, weights) if backbone else None
     lr = netgen.DEMO_LR if (lr is None and dataset == "demo") else (lr or netgen.DEFAULT_LR)
     if lambda_ is None:
         lambda_ = netgen.DEMO_LAMBDA if dataset == "demo" else netgen.DEFAULT_LAMBDA
@@ -257,7 +258,7 @@ def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, w
     sol = prepare_run(run_dir, dataset, bits, variant, lr, lambda_, iters, data_dir, gpu, seed, batch, backbone=bb)
     config = dict(dataset=dataset, bits=bits, variant=variant, lr=lr, lambda_=lambda_, max_iter=sol.max_iter,
                   seed=seed, batch=batch, gpu=gpu, weights=weights, data_dir=os.path.abspath(data_dir),
-                  backbone=backbone or netgen.DATASETS[dataset]["backbone"], mean=list(bb["mean"]) if bb else None)
+                  backbone=backbone or netgen.DATASETS[dataset]["backbone"], mean=list(bb["mean"]) if bb else None, scale=bb["scale"] if bb else None)
     write_text(os.path.join(run_dir, "config.json"), json.dumps(config, indent=1))
     final = os.path.join(run_dir, "snapshots", "dhn_iter_%d.caffemodel" % sol.max_iter)
     final_state = final[:-len(".caffemodel")] + ".solverstate"
@@ -285,6 +286,7 @@ def main(argv=None):
     ap.add_argument("--backbone", help="another Caffe net: DEPLOY.prototxt:LAYER, fch goes on LAYER (needs --weights)")
     ap.add_argument("--mean", type=lambda v: tuple(float(x) for x in v.split(",")),
                     help="BGR mean of --backbone's inputs, B,G,R (default 104,117,123)")
+    ap.add_argument("--scale", type=float, help="scale of --backbone's inputs after the mean (default 1)")
     ap.add_argument("--data", dest="data_dir", help="converted dataset folder (default data/<dataset>/lmdb)")
     ap.add_argument("--run", dest="run_dir", help="run folder (default runs/<dataset>-<bits>-<variant>)")
     ap.add_argument("--seed", type=int, default=1234)
