@@ -10,6 +10,9 @@ rm -rf "$_b" && eval "$_unpack" || {
   echo "bundle_env: .bundle/dhn-gpu.tar.xz is missing or broken: run 'make gpu-bundle' here and carry .bundle" >&2
   return 1; }
 CU13_LIB=${CU13_LIB:-$(ls -d /opt/torch/.venv/lib/python3*/site-packages/nvidia/cu13/lib 2>/dev/null | head -1)}
+# not where ../shared/README.md §1 found them: look once, briefly, in the usual roots
+[ -e "$CU13_LIB/libcublas.so.13" ] || CU13_LIB=$(dirname "$(timeout 20 find /opt /usr /root -name libcublas.so.13 \
+  2>/dev/null | head -1)" 2>/dev/null)
 [ -e "$CU13_LIB/libcublas.so.13" ] || {
   echo "bundle_env: no CUDA 13 libraries found: set CU13_LIB to the folder holding libcublas.so.13" >&2
   return 1; }

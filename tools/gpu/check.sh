@@ -18,11 +18,20 @@ export PYTHONUNBUFFERED=1
 . tools/gpu/bundle_env.sh || exit 1
 cat "$CAFFE_ROOT/../BUNDLE_INFO"
 status=0
-step() { echo; echo "=== $*"; local t=$SECONDS; "$@" || { echo "=== FAILED ($?): $*"; status=1; }; echo "=== $((SECONDS - t)) s"; }
+# step LIMIT_S CMD...: each step has its own time limit, so one that hangs (a stuck CUDA init)
+# costs its limit, not the session's whole device allowance; the steps after it still run.
+# Limits add up to 480 s, under the 540 s the device call is given; expected total ~3 min.
+step() {
+  local limit=$1 t=$SECONDS rc; shift
+  echo; echo "=== $*"
+  timeout -k 10 "$limit" "$@"; rc=$?
+  [ $rc = 0 ] || { echo "=== FAILED ($rc$([ $rc = 124 ] && echo ", over its ${limit} s")): $*"; status=1; }
+  echo "=== $((SECONDS - t)) s"
+}
 
-step nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv
-step env GLOG_logtostderr=1 tools/caffe device_query -gpu 0
-step env DHN_CAFFE_MODE=gpu python -m pytest -q -rs -p no:cacheprovider tests/test_layers_caffe.py tests/test_gpu.py
-step python -m dhn.bench gpu --out "$out/bench_gpu.json"
+step 30 nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv
+step 60 env GLOG_logtostderr=1 tools/caffe device_query -gpu 0
+step 210 env DHN_CAFFE_MODE=gpu python -m pytest -q -rs -p no:cacheprovider tests/test_layers_caffe.py tests/test_gpu.py
+step 180 python -m dhn.bench gpu --out "$out/bench_gpu.json"
 echo; echo "check: $([ $status = 0 ] && echo passed || echo FAILED)"
 exit $status
