@@ -105,3 +105,31 @@ layer { name: "labels" type: "Data" top: "labels"
     finally:
         os.remove(fh.name)
     return out
+
+
+def write_cifar_image_folder(root, per_class=(3, 2), fmt="png", seed=0, size=32):
+    """root/train/<class>/NNNN.<fmt> and root/test/<class>/NNNN.<fmt>, the common image-folder
+    layout of CIFAR-10. Returns (BGR images as decoded, class indices) in the documented record
+    order: train class by class in label order, files by name; then test likewise."""
+    rng = np.random.RandomState(seed)
+    images, labels = [], []
+    for split, count in zip(("train", "test"), per_class):
+        for c, name in enumerate(CIFAR_NAMES):
+            folder = os.path.join(root, split, name.decode())
+            os.makedirs(folder, exist_ok=True)
+            for k in range(count):
+                img = rng.randint(0, 256, (size, size, 3)).astype(np.uint8)
+                path = os.path.join(folder, "%04d.%s" % (k, fmt))
+                assert cv2.imwrite(path, img)
+                images.append(cv2.imread(path, cv2.IMREAD_COLOR))
+                labels.append(c)
+    return np.stack(images), np.asarray(labels)
+
+
+def tar_folder(path, folder, arcname=""):
+    """A .tar or .tar.gz (by path's ending) of folder's contents under arcname."""
+    mode = "w:gz" if path.endswith(".gz") else "w"
+    with tarfile.open(path, mode) as tar:
+        for name in sorted(os.listdir(folder)):
+            tar.add(os.path.join(folder, name), arcname=os.path.join(arcname, name) if arcname else name)
+    return path

@@ -1,6 +1,6 @@
 """Datasets to LMDB: the split folders Caffe's Data layers read.
 
-    python -m dhn.convert cifar10   [--source TARBALL_OR_FOLDER] [--download] [--out DIR]
+    python -m dhn.convert cifar10   [--source TARBALL_OR_FOLDER] [--download] [--out DIR] [--workers N]
     python -m dhn.convert nuswide21 --images DIR --list FILE [--out DIR]
     python -m dhn.convert flickr25k --images DIR --list FILE [--out DIR]
 
@@ -51,7 +51,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dhn import lmdb_io
-from dhn.datasets import (CIFAR10_MD5, CIFAR10_URL, NUM_LABELS, SPLIT_ORDER, DatasetError,
+from dhn.datasets import (CIFAR10_FOLDER_COUNTS, CIFAR10_MD5, CIFAR10_URL, NUM_LABELS, SPLIT_ORDER, DatasetError,
                           check_split_indices, dataset_dir, download_cifar10, file_digest, find_cifar10,
                           load_cifar10, load_split_spec, read_list, read_split_files, split_from_spec)
 
@@ -107,17 +107,18 @@ def check_split(split_dir):
     if not manifest.get("complete"):
         raise DatasetError("%s: conversion not complete: delete it and convert again" % mpath)
     counts = {}
-    for db in ("images", "labels"):
+    dbs = manifest.get("databases", ["images", "labels"])   # a features split (dhn.features): features, labels
+    for db in dbs:
         path = os.path.join(split_dir, db)
         if not os.path.isfile(os.path.join(path, "data.mdb")):
             raise DatasetError("%s: missing LMDB: delete %s and convert again" % (path, split_dir))
         counts[db] = lmdb_io.count(path)
-    if counts["images"] != counts["labels"]:
-        raise DatasetError("%s: images/ holds %d records but labels/ holds %d: the conversion is damaged; "
-                           "delete %s and convert again" % (split_dir, counts["images"], counts["labels"], split_dir))
-    if counts["images"] != manifest["count"]:
+    if counts[dbs[0]] != counts["labels"]:
+        raise DatasetError("%s: %s/ holds %d records but labels/ holds %d: the conversion is damaged; "
+                           "delete %s and convert again" % (split_dir, dbs[0], counts[dbs[0]], counts["labels"], split_dir))
+    if counts[dbs[0]] != manifest["count"]:
         raise DatasetError("%s: %d records but manifest.json says %d: delete %s and convert again"
-                           % (split_dir, counts["images"], manifest["count"], split_dir))
+                           % (split_dir, counts[dbs[0]], manifest["count"], split_dir))
     return manifest
 
 
@@ -137,12 +138,150 @@ def read_split_labels(split_dir):
     return out
 
 
+def subset_split(src_dir, out_dir, positions, name, seed=0, shuffle=False):
+    """A split holding the records of the finished split src_dir at ``positions`` (record
+    positions in src_dir, written in sorted order, or in a RandomState(seed) permutation with
+    shuffle), every LMDB of it (images or features, labels) copied record for record, no
+    re-encoding. What `make sweep` carves and what a stated database subset is made of. Written
+    under a temporary name and renamed; a finished one with the same request is kept."""
+    src = check_split(src_dir)
+    positions = np.sort(np.asarray(positions, np.int64))
+    if positions.size == 0 or positions[0] < 0 or positions[-1] >= src["count"] or len(np.unique(positions)) != len(positions):
+        raise DatasetError("%s: subset positions must be distinct, within 0..%d" % (src_dir, src["count"] - 1))
+    if shuffle:
+        positions = np.random.RandomState(seed).permutation(positions)
+    key = _jsonable({"source": src.get("key"), "split": name,
+                     "positions_sha256": hashlib.sha256(positions.astype("<i8").tobytes()).hexdigest()})
+    if os.path.isdir(out_dir):
+        try:
+            if check_split(out_dir).get("key") == key:
+                return out_dir
+        except DatasetError:
+            pass
+    tmp = "%s.tmp-%d" % (out_dir, os.getpid())
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        dbs = src.get("databases", ["images", "labels"])
+        for db in dbs:
+            with lmdb_io.Reader(os.path.join(src_dir, db)) as reader, lmdb_io.Writer(os.path.join(tmp, db)) as out:
+                for i in positions:
+                    out.put_bytes(reader.get_bytes(int(i)))
+        records = np.loadtxt(os.path.join(src_dir, "records.txt"), dtype=np.int64, ndmin=1)
+        np.savetxt(os.path.join(tmp, "records.txt"), records[positions], fmt="%d")
+        labels = read_split_labels(src_dir)[positions]
+        manifest = dict(src, split=name, count=int(len(positions)), label_counts=labels.sum(0).astype(int).tolist(),
+                        subset_of=os.path.abspath(src_dir), key=key,
+                        order="shuffled, RandomState(%d)" % seed if shuffle else "source order")
+        with open(os.path.join(tmp, "manifest.json"), "w") as fh:
+            json.dump(manifest, fh, indent=1)
+        check_split(tmp)
+        if os.path.exists(out_dir):
+            shutil.rmtree(out_dir)
+        os.rename(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def class_balanced_positions(labels, per_class, seed=0):
+    """Record positions of a seeded class-balanced subset: for each class c in order,
+    RandomState(seed) draws per_class of the records whose label vector has c (single-label
+    data: exactly per_class a class). Sorted."""
+    labels = np.asarray(labels)
+    rng = np.random.RandomState(seed)
+    picked = [rng.choice(np.flatnonzero(labels[:, c]), per_class, replace=False) for c in range(labels.shape[1])]
+    return np.unique(np.concatenate(picked))
+
+
 def _record_order(indices, shuffled, seed):
     order = np.sort(np.asarray(indices, np.int64))
     return np.random.RandomState(seed).permutation(order) if shuffled else order
 
 
-def _build_split(split_dir, name, order, labels, class_index, load, size, encoding, key, info, progress):
+class ArrayLoader:
+    """load(i) for images already in memory (CIFAR-10): (images[i], shas[i] or None). Picklable."""
+
+    def __init__(self, images, shas=None):
+        self.images, self.shas = images, shas
+
+    def __call__(self, i):
+        return self.images[i], (self.shas[i] if self.shas else None)
+
+
+class FileLoader:
+    """load(i) for list datasets: read and decode image_root/paths[i]; (BGR, file sha256). Picklable."""
+
+    def __init__(self, image_root, paths, wheres):
+        self.image_root, self.paths, self.wheres = image_root, paths, wheres
+
+    def __call__(self, i):
+        path = os.path.join(self.image_root, self.paths[i])
+        try:
+            with open(path, "rb") as fh:
+                raw = fh.read()
+        except OSError as e:
+            raise DatasetError("%s: cannot read %s (%s)" % (self.wheres[i], path, e.strerror))
+        bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise DatasetError("%s: %s does not decode as an image: replace the file or remove the line"
+                               % (self.wheres[i], path))
+        return bgr, hashlib.sha256(raw).hexdigest()
+
+
+_JOB = {}   # a worker's job, set once by _init_worker
+
+
+def _init_worker(load, size, encoding, class_index):
+    cv2.setNumThreads(1)      # one OpenCV thread per worker: the workers are the parallelism
+    _JOB.update(load=load, size=size, encoding=encoding, class_index=class_index)
+
+
+def _encode_record(i):
+    """Read, decode, resize and encode record i: (serialized image Datum, file sha256 or None).
+    Deterministic, so the LMDB is the same for any number of workers."""
+    load, size, encoding, class_index = _JOB["load"], _JOB["size"], _JOB["encoding"], _JOB["class_index"]
+    bgr, file_sha = load(i)
+    if bgr.shape[:2] != (size, size):
+        bgr = cv2.resize(bgr, (size, size), interpolation=cv2.INTER_LINEAR)
+    cls = int(class_index[i]) if class_index is not None else 0
+    return lmdb_io.image_datum(bgr, label=cls, encoding=ENCODINGS[encoding]).SerializeToString(), file_sha
+
+
+def _encoded_records(order, job, workers):
+    """_encode_record over order, in order: in a pool of worker processes, or in this process
+    when workers is 1, the split is tiny, or the loader cannot be pickled (a closure).
+    The pool is started by a forkserver, not forked from this process: a fork copies locks
+    that other threads hold (OpenCV's thread pool, seen deadlocking a forked worker)."""
+    import pickle
+    parallel = workers > 1 and len(order) >= 2 * workers
+    if parallel:
+        try:
+            pickle.dumps(job[0])
+        except (pickle.PicklingError, AttributeError, TypeError):
+            parallel = False
+    if not parallel:
+        saved = dict(_JOB)
+        _JOB.update(load=job[0], size=job[1], encoding=job[2], class_index=job[3])
+        try:
+            for i in order:
+                yield _encode_record(i)
+        finally:
+            _JOB.clear()
+            _JOB.update(saved)
+        return
+    import multiprocessing
+    with multiprocessing.get_context("forkserver").Pool(workers, initializer=_init_worker, initargs=job) as pool:
+        yield from pool.imap(_encode_record, [int(i) for i in order], chunksize=16)
+
+
+def default_workers():
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def _build_split(split_dir, name, order, labels, class_index, load, size, encoding, key, info, progress,
+                 workers=1):
     """Write one split into <split_dir>.tmp-<pid>, check it, rename it into place."""
     tmp = "%s.tmp-%d" % (split_dir, os.getpid())
     shutil.rmtree(tmp, ignore_errors=True)
@@ -153,16 +292,14 @@ def _build_split(split_dir, name, order, labels, class_index, load, size, encodi
         t0 = time.perf_counter()
         with lmdb_io.Writer(os.path.join(tmp, "images")) as images, \
                 lmdb_io.Writer(os.path.join(tmp, "labels")) as label_db:
-            for i in tqdm(order, desc="%s/%s" % (info["dataset"], name), unit="img", disable=not progress,
-                          mininterval=1.0, leave=False):
-                bgr, file_sha = load(i)
+            records = _encoded_records(order, (load, size, encoding, class_index), workers)
+            for i, (image_bytes, file_sha) in tqdm(zip(order, records), total=len(order), mininterval=1.0,
+                                                   desc="%s/%s" % (info["dataset"], name), unit="img",
+                                                   disable=not progress, leave=False):
                 if file_sha is not None:
                     digest.update(("%d %s\n" % (i, file_sha)).encode())
                     hashed = True
-                if bgr.shape[:2] != (size, size):
-                    bgr = cv2.resize(bgr, (size, size), interpolation=cv2.INTER_LINEAR)
-                cls = int(class_index[i]) if class_index is not None else 0
-                images.put(lmdb_io.image_datum(bgr, label=cls, encoding=ENCODINGS[encoding]))
+                images.put_bytes(image_bytes)
                 label_db.put(lmdb_io.label_datum(labels[i]))
         seconds = time.perf_counter() - t0
         np.savetxt(os.path.join(tmp, "records.txt"), order, fmt="%d")
@@ -175,6 +312,7 @@ def _build_split(split_dir, name, order, labels, class_index, load, size, encodi
                         images_sha256=digest.hexdigest() if hashed else None,
                         bytes={"images": image_bytes, "labels": _dir_bytes(os.path.join(tmp, "labels"))},
                         seconds=round(seconds, 3), images_per_s=round(len(order) / max(seconds, 1e-9), 1),
+                        workers=workers,
                         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), key=key, complete=True)
         with open(os.path.join(tmp, "manifest.json"), "w") as fh:
             json.dump(manifest, fh, indent=1)
@@ -197,14 +335,17 @@ def _build_split(split_dir, name, order, labels, class_index, load, size, encodi
 
 def build_splits(out_dir, dataset, split_indices, labels, load, class_index=None, size=256,
                  encoding=DEFAULT_ENCODING, seed=0, shuffle_splits=("train",), sources=None,
-                 options=None, progress=True):
+                 options=None, progress=True, workers=None):
     """Write ``<out_dir>/<split>/`` for each split (see module doc).
 
     split_indices: {split: indices into the source}; labels: N×C uint8 0/1 (the labels LMDB);
     load(i) -> (H×W×3 BGR uint8, sha256 of the file or None), raising DatasetError;
     class_index: N ints for Datum.label (single-label data) or None (0);
     sources/options: recorded in each manifest and compared to skip finished splits.
+    workers: processes that decode/resize/encode (default: every core); the records are
+    written in the same order whatever the number, so the LMDBs are byte-identical.
     Returns {split: split_dir}."""
+    workers = default_workers() if workers is None else max(1, int(workers))
     if encoding not in ENCODINGS:
         raise DatasetError("encoding %r: use one of %s" % (encoding, ", ".join(ENCODINGS)))
     labels = np.asarray(labels, np.uint8)
@@ -233,7 +374,8 @@ def build_splits(out_dir, dataset, split_indices, labels, load, class_index=None
                     pass
                 _log("%s/%s: %s differs from this request: rebuilding it" % (dataset, name, split_dir))
             info = {"dataset": dataset, "sources": sources or {}, "options": options or {}}
-            _build_split(split_dir, name, order, labels, class_index, load, size, encoding, key, info, progress)
+            _build_split(split_dir, name, order, labels, class_index, load, size, encoding, key, info, progress,
+                         workers)
             written.append(split_dir)
     except DatasetError:
         # Bad input: leave nothing of this run behind (the fix would change the request anyway).
@@ -249,13 +391,16 @@ def build_splits(out_dir, dataset, split_indices, labels, load, class_index=None
 
 def convert_cifar10(source=None, out_dir=None, download=False, split_indices=None, size=256,
                     encoding=DEFAULT_ENCODING, seed=0, shuffle_splits=("train",), expected_md5=CIFAR10_MD5,
-                    url=CIFAR10_URL, download_dir=None, progress=True):
+                    url=CIFAR10_URL, download_dir=None, progress=True, workers=None,
+                    folder_counts=CIFAR10_FOLDER_COUNTS):
     """Convert CIFAR-10 into ``out_dir`` (default data/cifar10/lmdb/); returns {split: dir}.
 
     source: the tarball (its md5 must be expected_md5) or the extracted folder; None looks in
     download_dir (default data/cifar10/download/) and, with download=True, fetches the tarball
     from url when it is not there. split_indices: {split: record indices} (records in the
-    order data_batch_1..5, test_batch); None applies the committed data/cifar10/split.json."""
+    order data_batch_1..5, test_batch; for an image folder, dhn.datasets' folder order); None
+    applies the committed data/cifar10/split.json. folder_counts: the (train, test) images
+    each class of an image-folder source must have (the official 5,000 and 1,000)."""
     download_dir = download_dir or os.path.join(dataset_dir("cifar10"), "download")
     if source is None:
         source = find_cifar10(download_dir)
@@ -265,7 +410,7 @@ def convert_cifar10(source=None, out_dir=None, download=False, split_indices=Non
                                    "tarball from %s there, pass --source PATH, or pass --download"
                                    % (download_dir, url))
             source = download_cifar10(download_dir, url, expected_md5)
-    data = load_cifar10(source, expected_md5)
+    data = load_cifar10(source, expected_md5, per_class=folder_counts, progress=progress)
     if split_indices is None:
         spec = load_split_spec("cifar10")
         split_indices = split_from_spec(spec, data.labels)
@@ -274,20 +419,19 @@ def convert_cifar10(source=None, out_dir=None, download=False, split_indices=Non
         split_rule = "given"
     labels = np.eye(10, dtype=np.uint8)[data.labels]
 
-    def load(i):
-        return data.images[i], None
-
+    load = ArrayLoader(data.images, data.file_sha256)
     options = {"split": split_rule, "resize": "cv2.INTER_LINEAR", "class_names": data.class_names}
     return build_splits(out_dir or default_out("cifar10"), "cifar10", split_indices, labels, load,
                         class_index=data.labels, size=size, encoding=encoding, seed=seed,
-                        shuffle_splits=shuffle_splits, sources=data.sources, options=options, progress=progress)
+                        shuffle_splits=shuffle_splits, sources=data.sources, options=options, progress=progress,
+                        workers=workers)
 
 
 # ----------------------------------------------------------------------------- lists
 
 def convert_list(list_file, image_root, out_dir, split_indices=None, num_labels=None, size=256,
                  encoding=DEFAULT_ENCODING, seed=0, shuffle_splits=("train",), unlabeled="error",
-                 dataset="list", split_spec=None, progress=True):
+                 dataset="list", split_spec=None, progress=True, workers=None):
     """Convert an image list + folder into ``out_dir/<split>/`` (see module doc); returns {split: dir}.
 
     list_file: lines ``relative/path l_1 ... l_C`` (0/1), paths relative to image_root.
@@ -330,18 +474,7 @@ def convert_list(list_file, image_root, out_dir, split_indices=None, num_labels=
         if not os.path.isfile(path):
             raise DatasetError("%s: image %s does not exist: fix the path or --images" % (lst.where(i), path))
 
-    def load(i):
-        path = os.path.join(image_root, lst.paths[i])
-        try:
-            with open(path, "rb") as fh:
-                raw = fh.read()
-        except OSError as e:
-            raise DatasetError("%s: cannot read %s (%s)" % (lst.where(i), path, e.strerror))
-        bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise DatasetError("%s: %s does not decode as an image: replace the file or remove the line"
-                               % (lst.where(i), path))
-        return bgr, hashlib.sha256(raw).hexdigest()
+    load = FileLoader(image_root, lst.paths, [lst.where(i) for i in range(n)])
 
     sources = {"list": {"path": os.path.abspath(list_file), "sha256": file_digest(list_file, "sha256")},
                "images": os.path.abspath(image_root)}
@@ -349,7 +482,7 @@ def convert_list(list_file, image_root, out_dir, split_indices=None, num_labels=
                if unlabeled == "drop" else 0, "resize": "cv2.INTER_LINEAR"}
     return build_splits(out_dir, dataset, split_indices, lst.labels, load, size=size, encoding=encoding,
                         seed=seed, shuffle_splits=shuffle_splits, sources=sources, options=options,
-                        progress=progress)
+                        progress=progress, workers=workers)
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -365,9 +498,12 @@ def main(argv=None):
         p.add_argument("--seed", type=int, default=0, help="shuffle seed of the train split")
         p.add_argument("--splits", help="folder of <split>.txt index files "
                        "(default: data/%s/split.json's rule)" % dataset)
+        p.add_argument("--workers", type=int, help="encoding processes (default: every core)")
 
-    p = sub.add_parser("cifar10", help="CIFAR-10 from the official python tarball or its folder")
-    p.add_argument("--source", help="cifar-10-python.tar.gz or cifar-10-batches-py/ (default: data/cifar10/download/)")
+    p = sub.add_parser("cifar10", help="CIFAR-10 from the official python tarball or its folder, "
+                       "or an image folder (or .tar/.tar.gz of one) train/<class>/*, test/<class>/*")
+    p.add_argument("--source", help="cifar-10-python.tar.gz, cifar-10-batches-py/, or an image folder / tarball "
+                   "with train/<class>/ and test/<class>/ (default: data/cifar10/download/)")
     p.add_argument("--download", action="store_true", help="download the tarball when it is not there")
     common(p, "cifar10")
     for name in ("nuswide21", "flickr25k"):
@@ -381,7 +517,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     try:
         split = read_split_files(args.splits) if args.splits else None
-        common_kw = dict(split_indices=split, size=args.size, encoding=args.encoding, seed=args.seed)
+        common_kw = dict(split_indices=split, size=args.size, encoding=args.encoding, seed=args.seed,
+                         workers=args.workers)
         if args.dataset == "cifar10":
             out = convert_cifar10(args.source, args.out, download=args.download, **common_kw)
         else:

@@ -43,6 +43,9 @@ CIFAR10_TARBALL = "cifar-10-python.tar.gz"
 CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR10_BATCHES = ["data_batch_%d" % i for i in range(1, 6)] + ["test_batch"]
 CIFAR10_CLASSES = 10
+CIFAR10_CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR10_FOLDER_COUNTS = (5000, 1000)    # train, test images per class in the official set
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 # Number of labels C of the list datasets (../shared/README.md section 2).
 NUM_LABELS = {"cifar10": 10, "nuswide21": 21, "flickr25k": 38}
@@ -78,6 +81,7 @@ class Cifar10:
     labels: np.ndarray          # N int64 class indices 0..9
     class_names: list
     sources: dict = field(default_factory=dict)   # checksums of what was read
+    file_sha256: list = None    # per record, for an image-folder source (None for batches)
 
 
 class _BatchUnpickler(pickle.Unpickler):
@@ -165,13 +169,17 @@ def download_cifar10(download_dir, url=CIFAR10_URL, md5=CIFAR10_MD5):
     return dest
 
 
-def load_cifar10(source, expected_md5=CIFAR10_MD5):
+def load_cifar10(source, expected_md5=CIFAR10_MD5, per_class=CIFAR10_FOLDER_COUNTS, progress=False):
     """Read CIFAR-10 from the tarball (md5 must be ``expected_md5``) or the extracted folder
     (``cifar-10-batches-py`` or a folder holding it). Folder members have no official
-    checksum: their sha256 are recorded instead."""
+    checksum: their sha256 are recorded instead. An image-folder source (a folder, .tar or
+    .tar.gz holding ``train/<class>/*`` and ``test/<class>/*``) is read by
+    ``load_cifar10_images`` (``per_class``: the train/test images each class must have)."""
     if not os.path.exists(source):
         raise DatasetError("%s: no such file or folder: pass the CIFAR-10 tarball or its extracted "
-                           "folder (%s)" % (source, CIFAR10_URL))
+                           "folder (%s), or an image folder train/<class>/, test/<class>/" % (source, CIFAR10_URL))
+    if is_image_folder_source(source):
+        return load_cifar10_images(source, per_class=per_class, progress=progress)
     raws, sources = {}, {}
     names = CIFAR10_BATCHES + ["batches.meta"]
     if os.path.isdir(source):
@@ -215,6 +223,143 @@ def load_cifar10(source, expected_md5=CIFAR10_MD5):
         rows.append(data)
         labels.append(lab)
     return Cifar10(_rows_to_bgr(np.concatenate(rows)), np.concatenate(labels), class_names, sources)
+
+
+# ------------------------------------------------------------------ CIFAR-10 image folders
+#
+# The common image-folder layout (e.g. ../shared/README.md §4's cifar10-jpeg.tar.gz):
+# train/<class>/<file>, test/<class>/<file>, class folders named as batches.meta names them.
+# Record order of such a source (written down here and tested): the train images, class by
+# class in the official label order, each class's files sorted by name; then the test images
+# the same way. Class c's images in record order are then its train files followed by its
+# test files, as in the official order (data_batch_1..5 before test_batch), so split.json's
+# per-class positions pick the same images as from the tarball wherever the file names follow
+# the official order within each class.
+_FOLDER_SPLITS = ("train", "test")
+
+
+def _folder_member(path):
+    """(prefix, split, class, file) of a path like [prefix/]train/<class>/<file>, else None."""
+    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+    if len(parts) >= 3 and parts[-3] in _FOLDER_SPLITS:
+        return "/".join(parts[:-3]), parts[-3], parts[-2], parts[-1]
+    return None
+
+
+def is_image_folder_source(source):
+    """True for a folder, .tar or .tar.gz in the train/<class>/, test/<class>/ layout."""
+    if os.path.isdir(source):
+        return any(os.path.isdir(os.path.join(source, s)) for s in _FOLDER_SPLITS) or any(
+            os.path.isdir(os.path.join(source, d, s)) for d in os.listdir(source) for s in _FOLDER_SPLITS)
+    if not tarfile.is_tarfile(source):
+        return False
+    with tarfile.open(source, "r:*") as tar:
+        for member in tar:
+            if member.isfile() and _folder_member(member.name):
+                return True
+            if member.isfile() and os.path.basename(member.name) in CIFAR10_BATCHES:
+                return False
+    return False
+
+
+def _folder_entries(source):
+    """{(split, class, file): path or bytes; (split, class, None): the class folder} of an
+    image-folder source; one wrapper folder above train/ and test/ is allowed."""
+    entries, prefixes = {}, set()
+    if os.path.isdir(source):
+        root = source
+        if not any(os.path.isdir(os.path.join(root, s)) for s in _FOLDER_SPLITS):
+            subs = [d for d in sorted(os.listdir(root)) if any(os.path.isdir(os.path.join(root, d, s)) for s in _FOLDER_SPLITS)]
+            if len(subs) != 1:
+                raise DatasetError("%s: no train/ and test/ folders (or more than one folder holding them): "
+                                   "give the folder that holds train/<class>/ and test/<class>/" % source)
+            root = os.path.join(root, subs[0])
+        for split in _FOLDER_SPLITS:
+            top = os.path.join(root, split)
+            if not os.path.isdir(top):
+                continue
+            for cls in sorted(os.listdir(top)):
+                if not os.path.isdir(os.path.join(top, cls)):
+                    continue
+                entries[(split, cls, None)] = os.path.join(top, cls)
+                for name in os.listdir(os.path.join(top, cls)):
+                    path = os.path.join(top, cls, name)
+                    if os.path.isfile(path) and not name.startswith("."):
+                        entries[(split, cls, name)] = path
+        return entries
+    try:
+        tar = tarfile.open(source, "r:*")
+        for member in tar:
+            m = _folder_member(member.name)
+            if m and (member.isfile() or member.isdir()) and not m[3].startswith("."):
+                prefixes.add(m[0])
+                if member.isfile():   # read in this one pass: seeking back in a .tar.gz re-inflates it
+                    entries[(m[1], m[2], m[3])] = tar.extractfile(member).read()
+                entries[(m[1], m[2], None)] = None
+            elif member.isdir():
+                parts = [p for p in member.name.split("/") if p not in ("", ".")]
+                if len(parts) >= 2 and parts[-2] in _FOLDER_SPLITS:
+                    prefixes.add("/".join(parts[:-2]))
+                    entries[(parts[-2], parts[-1], None)] = None
+        tar.close()
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise DatasetError("%s: not a readable tarball (%s): fetch it again" % (source, e))
+    if len(prefixes) > 1:
+        raise DatasetError("%s: more than one train/ test/ tree (under %s): keep one" % (source, ", ".join(sorted(prefixes))))
+    return entries
+
+
+def load_cifar10_images(source, per_class=CIFAR10_FOLDER_COUNTS, progress=False):
+    """CIFAR-10 from an image folder or a tarball of one (see the section comment for the layout
+    and record order). Every file is decoded before anything is written; refused, with one line
+    naming the file or folder and the fix: a missing or unknown class folder, a class without
+    per_class = (train, test) images, a file that does not decode or is not 32×32.
+    Sources record the source's sha256 (a tarball) and the layout; load() later hashes each file."""
+    import cv2  # here: the python-batch path needs no OpenCV
+    entries = _folder_entries(source)
+    images, labels, digests = [], [], []
+    for split, want in zip(_FOLDER_SPLITS, per_class):
+        found = sorted({cls for (s, cls, _) in entries if s == split})
+        unknown = [c for c in found if c not in CIFAR10_CLASS_NAMES]
+        if unknown:
+            raise DatasetError("%s: unknown class folder %s/%s: class folders must be the official names (%s)"
+                               % (source, split, unknown[0], " ".join(CIFAR10_CLASS_NAMES)))
+        missing = [c for c in CIFAR10_CLASS_NAMES if c not in found]
+        if missing:
+            raise DatasetError("%s: missing class folder %s/%s: the layout is train/<class>/ and test/<class>/ "
+                               "for all 10 classes" % (source, split, missing[0]))
+        for c, cls in enumerate(CIFAR10_CLASS_NAMES):
+            names = sorted(f for (s, k, f) in entries if s == split and k == cls and f is not None)
+            if len(names) != want:
+                raise DatasetError("%s: %s/%s holds %d images, CIFAR-10 has %d there (%d train + %d test a class): "
+                                   "is the source complete?" % (source, split, cls, len(names), want, *per_class))
+            for name in tqdm(names, desc="read %s/%s" % (split, cls), unit="img", leave=False,
+                             disable=not progress, mininterval=1.0):
+                where = "%s: %s/%s/%s" % (source, split, cls, name)
+                if not name.lower().endswith(IMAGE_EXTENSIONS):
+                    raise DatasetError("%s: not a PNG or JPEG file name: remove it from the class folder" % where)
+                raw = entries[(split, cls, name)]
+                if isinstance(raw, str):
+                    with open(raw, "rb") as fh:
+                        raw = fh.read()
+                bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+                if bgr is None:
+                    raise DatasetError("%s does not decode as an image: replace the file" % where)
+                if bgr.shape[:2] != (32, 32):
+                    raise DatasetError("%s is %d×%d, CIFAR-10 images are 32×32: replace the file"
+                                       % (where, bgr.shape[0], bgr.shape[1]))
+                images.append(bgr)
+                labels.append(c)
+                digests.append(hashlib.sha256(raw).hexdigest())
+    name = os.path.basename(os.path.normpath(source))
+    info = {"layout": "image folder: train/<class>/, test/<class>/, files sorted by name",
+            "counts_per_class": list(per_class)}
+    if os.path.isfile(source):
+        info["sha256"] = file_digest(source, "sha256", progress=progress)
+    sources = {name: info}
+    data = Cifar10(np.stack(images), np.asarray(labels, np.int64), list(CIFAR10_CLASS_NAMES), sources)
+    data.file_sha256 = digests
+    return data
 
 
 # ----------------------------------------------------------------------------- lists

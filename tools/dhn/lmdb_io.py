@@ -10,6 +10,7 @@ import os
 import lmdb
 import numpy as np
 from caffe.proto import caffe_pb2
+from dhn_data import datum_array  # noqa: F401  (the one Datum decoder; layers/ is on PYTHONPATH)
 
 KEY_FORMAT = "%08d"
 COMMIT_EVERY = 1000
@@ -34,6 +35,15 @@ def image_datum(bgr_hwc, label=0, encoding=None):
     return datum
 
 
+def float_datum(vector):
+    """A Datum holding a float feature vector (D×1×1 float_data), as Caffe's Data layer reads one."""
+    vec = np.asarray(vector, dtype=np.float32).reshape(-1)
+    datum = caffe_pb2.Datum()
+    datum.channels, datum.height, datum.width = vec.size, 1, 1
+    datum.float_data.extend(vec.tolist())
+    return datum
+
+
 def label_datum(labels):
     """A Datum holding a label vector (C×1×1 uint8), read by a second Data layer as N×C×1×1."""
     vec = np.asarray(labels, dtype=np.uint8).reshape(-1)
@@ -43,27 +53,21 @@ def label_datum(labels):
     return datum
 
 
-def datum_array(datum):
-    """C×H×W uint8 array of a Datum (decodes encoded images to BGR like Caffe does)."""
-    if datum.encoded:
-        import cv2
-        img = cv2.imdecode(np.frombuffer(datum.data, np.uint8), cv2.IMREAD_COLOR)
-        return img.transpose(2, 0, 1)
-    if datum.data:
-        return np.frombuffer(datum.data, np.uint8).reshape(datum.channels, datum.height, datum.width)
-    return np.asarray(datum.float_data, np.float32).reshape(datum.channels, datum.height, datum.width)
-
-
 class Writer:
     """Append Datums under consecutive keys; commits in batches. Use as a context manager."""
 
     def __init__(self, path, map_size=1 << 40):
-        self.env = lmdb.open(path, map_size=map_size, subdir=True, meminit=False, map_async=True)
+        # meminit: zero-filled page padding, so the same records always give the same file bytes
+        self.env = lmdb.open(path, map_size=map_size, subdir=True, meminit=True, map_async=True)
         self.txn = self.env.begin(write=True)
         self.count = 0
 
     def put(self, datum):
-        self.txn.put((KEY_FORMAT % self.count).encode(), datum.SerializeToString())
+        self.put_bytes(datum.SerializeToString())
+
+    def put_bytes(self, value):
+        """Append an already serialized Datum."""
+        self.txn.put((KEY_FORMAT % self.count).encode(), value)
         self.count += 1
         if self.count % COMMIT_EVERY == 0:
             self.txn.commit()
@@ -86,6 +90,33 @@ class Writer:
             self.env.close()
         else:
             self.close()
+
+
+class Reader:
+    """Random access to the serialized Datum of record i. Use as a context manager."""
+
+    def __init__(self, path):
+        if not os.path.isdir(path):
+            raise FileNotFoundError("%s: no such LMDB" % path)
+        self.path = path
+        self.env = lmdb.open(path, readonly=True, lock=False)
+        self.txn = self.env.begin()
+
+    def get_bytes(self, i):
+        value = self.txn.get((KEY_FORMAT % i).encode())
+        if value is None:
+            raise KeyError("%s: no record %d" % (self.path, i))
+        return value
+
+    def close(self):
+        self.txn.abort()
+        self.env.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def count(path):
