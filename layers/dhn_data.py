@@ -1,0 +1,171 @@
+"""A Caffe Python data layer that reshuffles its training split every epoch.
+
+Caffe's ``Data`` layer reads an LMDB in key order and never reshuffles: the training split is
+shuffled once at conversion, so every epoch repeats nearly the same batches and each image meets
+nearly the same few dozen pair partners, which starves a pairwise loss. The same group's released
+Caffe code (thuml/HashNet, ``caffe/models/train/*/train_val.prototxt``) reads its training list
+through ``ImageData`` with ``shuffle: true``, i.e. a new order every epoch; this layer does the
+same over the project's converted splits (dhn.convert), so no image files are needed.
+
+    layer { name: "data" type: "Python" top: "data" top: "label"
+            python_param { module: "dhn_data" layer: "ShuffledData"
+              param_str: "{'source': 'data/cifar10/lmdb/train', 'batch_size': 64, 'seed': 1234,
+                           'crop_size': 227, 'mirror': True, 'mean': [104, 117, 123]}" } }
+
+- ``source``: a converted split folder: ``images/`` (or ``features/`` for frozen-feature runs,
+  dhn.features) and ``labels/``, LMDBs of Caffe Datums with keys ``%08d``.
+- Order: epoch e is ``RandomState([seed, e]).permutation(N)``; batches run on across epoch
+  ends, as ImageData's do. ``shuffle: False`` reads in key order (as ``Data``).
+- Transform, as Caffe's DataTransformer does in the TRAIN phase: a random ``crop_size`` crop
+  (offsets uniform), a mirror with probability 1/2 when ``mirror``, then (pixel − mean) × scale.
+  Batch t's crops/mirrors come from ``RandomState([seed, 2**20, t])``. Features pass unchanged.
+- Resume: order and augmentation are functions of the batch number only, so ``start_iter: T``
+  (dhn.train writes it when resuming from iteration T) continues the stream exactly; without it
+  a resumed ``caffe train -snapshot`` restarts the stream at batch 0, as ``Data`` restarts its
+  read position (Caffe's solverstate holds neither).
+"""
+import ast
+import os
+import sys
+
+import caffe
+import lmdb
+import numpy as np
+from caffe.proto import caffe_pb2
+
+KEY_FORMAT = "%08d"
+
+
+def datum_array(datum):
+    """C×H×W array of a Datum: uint8 for images (encoded ones decoded to BGR with OpenCV, as
+    Caffe's Data layer does), float32 for float_data (feature records)."""
+    if datum.encoded:
+        import cv2  # only encoded records need OpenCV (the GPU bundle has none)
+        img = cv2.imdecode(np.frombuffer(datum.data, np.uint8), cv2.IMREAD_COLOR)
+        if img is None:
+            raise ValueError("an encoded Datum does not decode as an image")
+        return img.transpose(2, 0, 1)
+    if datum.data:
+        return np.frombuffer(datum.data, np.uint8).reshape(datum.channels, datum.height, datum.width)
+    return np.asarray(datum.float_data, np.float32).reshape(datum.channels, datum.height, datum.width)
+
+
+def _fail(msg):
+    """Print first: under the caffe binary a Python exception's message is otherwise lost."""
+    print("dhn_data: %s" % msg, file=sys.stderr, flush=True)
+    raise ValueError(msg)
+
+
+class EpochOrder:
+    """Record indices batch by batch. Sample p of the stream (p = 0, 1, ...) is record
+    perm_e[p mod n] of epoch e = p div n, with perm_e = RandomState([seed, e]).permutation(n)
+    (key order when not shuffling): a pure function of p, so a stream started at sample
+    ``start`` continues exactly where an uninterrupted one would be."""
+
+    def __init__(self, n, seed, shuffle=True, start=0):
+        self.n, self.seed, self.shuffle, self.pos = n, seed, shuffle, start
+        self._epoch, self._perm = None, None
+
+    def _order(self, epoch):
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._perm = (np.random.RandomState([self.seed, epoch]).permutation(self.n) if self.shuffle
+                          else np.arange(self.n))
+        return self._perm
+
+    def take(self, k):
+        out = np.empty(k, np.int64)
+        for i in range(k):
+            out[i] = self._order(self.pos // self.n)[self.pos % self.n]
+            self.pos += 1
+        return out
+
+
+class ShuffledData(caffe.Layer):
+    """Tops: data (B×C×crop×crop, or B×D×1×1 features) and label (B×C×1×1)."""
+    defaults = {"source": "", "batch_size": 64, "seed": 1234, "crop_size": 0, "mirror": False,
+                "mean": [0.0, 0.0, 0.0], "scale": 1.0, "shuffle": True, "start_iter": 0}
+
+    def setup(self, bottom, top):
+        p = dict(self.defaults)
+        try:
+            given = ast.literal_eval(self.param_str) if self.param_str.strip() else {}
+        except (ValueError, SyntaxError) as e:
+            _fail("ShuffledData: param_str %r is not a dict literal (%s)" % (self.param_str, e))
+        unknown = sorted(set(given) - set(p))
+        if unknown:
+            _fail("ShuffledData: unknown parameter %r (known: %s)" % (unknown[0], ", ".join(sorted(p))))
+        p.update(given)
+        if len(bottom) != 0 or len(top) != 2:
+            _fail("ShuffledData takes no bottom and has two tops (data, label)")
+        self.p = p
+        src = p["source"]
+        kind = "features" if os.path.isdir(os.path.join(src, "features")) else "images"
+        for db in (kind, "labels"):
+            if not os.path.isfile(os.path.join(src, db, "data.mdb")):
+                _fail("%s: no %s LMDB: convert the dataset first (make data / make features)"
+                      % (os.path.join(src, db), db))
+        self.kind = kind
+        self.labels = np.stack([datum_array(d).reshape(-1) for d in self._read_all(os.path.join(src, "labels"))])
+        self.labels = self.labels.astype(np.float32)
+        n = len(self.labels)
+        self.env = lmdb.open(os.path.join(src, kind), readonly=True, lock=False)
+        if self.env.stat()["entries"] != n:
+            _fail("%s: %d %s records but %d labels: convert it again"
+                  % (src, self.env.stat()["entries"], kind, n))
+        self.features = None
+        if kind == "features":   # small: held in memory (5,000 × 1,000 floats = 20 MB)
+            self.features = np.stack([datum_array(d).reshape(-1) for d in self._read_all(os.path.join(src, kind))])
+            shape = (self.features.shape[1], 1, 1)
+        else:
+            first = self._image(0)
+            crop = int(p["crop_size"]) or first.shape[1]
+            if crop > min(first.shape[1:]):
+                _fail("%s: crop_size %d is larger than its %d×%d images" % (src, crop, *first.shape[1:]))
+            shape = (first.shape[0], crop, crop)
+            self.mean = np.asarray(p["mean"], np.float32).reshape(-1, 1, 1)
+        self.shape = shape
+        self.batch = int(p["start_iter"])     # batches already consumed (a resumed run)
+        self.order = EpochOrder(n, int(p["seed"]), bool(p["shuffle"]), start=self.batch * int(p["batch_size"]))
+
+    @staticmethod
+    def _read_all(path):
+        with lmdb.open(path, readonly=True, lock=False) as env, env.begin() as txn:
+            for _, value in txn.cursor():
+                datum = caffe_pb2.Datum()
+                datum.ParseFromString(value)
+                yield datum
+
+    def _image(self, i):
+        with self.env.begin() as txn:
+            value = txn.get((KEY_FORMAT % i).encode())
+        datum = caffe_pb2.Datum()
+        datum.ParseFromString(value)
+        return datum_array(datum)
+
+    def reshape(self, bottom, top):
+        b = int(self.p["batch_size"])
+        top[0].reshape(b, *self.shape)
+        top[1].reshape(b, self.labels.shape[1], 1, 1)
+
+    def forward(self, bottom, top):
+        idx = self.order.take(int(self.p["batch_size"]))
+        top[1].data[...] = self.labels[idx].reshape(top[1].data.shape)
+        if self.features is not None:
+            self.batch += 1
+            top[0].data[...] = self.features[idx].reshape(top[0].data.shape)
+            return
+        crop, scale = self.shape[1], float(self.p["scale"])
+        aug = np.random.RandomState([int(self.p["seed"]), 1 << 20, self.batch])   # this batch's crops/mirrors
+        self.batch += 1
+        for k, i in enumerate(idx):
+            img = self._image(int(i))
+            h_off = aug.randint(img.shape[1] - crop + 1)
+            w_off = aug.randint(img.shape[2] - crop + 1)
+            out = img[:, h_off:h_off + crop, w_off:w_off + crop]
+            if self.p["mirror"] and aug.randint(2):
+                out = out[:, :, ::-1]
+            top[0].data[k] = (out - self.mean) * scale
+
+    def backward(self, top, propagate_down, bottom):
+        pass
