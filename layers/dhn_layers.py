@@ -64,7 +64,7 @@ def codes_of(blob, layer_name):
 
 
 class _LossLayer(caffe.Layer):
-    """Common checks: bottom count, a scalar top, no gradient to the labels."""
+    """Common checks: bottom count, a scalar top, a zero gradient to the labels."""
     n_bottoms = 2
     defaults = {}
 
@@ -91,8 +91,12 @@ class _LossLayer(caffe.Layer):
 
     def backward(self, top, propagate_down, bottom):
         if self.n_bottoms == 2 and propagate_down[1]:
-            fail(ValueError("%s: the labels bottom has no gradient; do not ask for one "
-                             "(set propagate_down: false for it)" % type(self).__name__))
+            # Caffe's LossLayer declines a gradient to its labels under force_backward
+            # (AllowForceBackward(1) is false); a Python layer cannot declare that, and it is not
+            # told whether the request comes from force_backward or from an explicit
+            # propagate_down: true (Caffe ORs the two). The labels get a zero gradient, as
+            # Caffe's loss layers leave theirs.
+            bottom[1].diff[...] = 0
         if propagate_down[0]:
             scale = float(top[0].diff.flat[0])   # the loss weight
             bottom[0].diff[...] = (scale * self.dz).reshape(bottom[0].diff.shape)

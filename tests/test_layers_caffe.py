@@ -28,11 +28,12 @@ def caffe_mode():
     caffe.set_mode_cpu()
 
 
-def make_net(layer, n, k, c=None, param_str="", loss_weight=1.0, propagate_down=None, labels_shape=None):
+def make_net(layer, n, k, c=None, param_str="", loss_weight=1.0, propagate_down=None, labels_shape=None,
+             force_backward=False):
     """Input codes (and labels) → one DHN Python layer, as a real Caffe net."""
     # The codes pass through an identity Scale layer with a learnable factor, so that they need
     # backward as in a real net (force_backward would override propagate_down: false).
-    lines = ['name: "t"',
+    lines = ['name: "t"' + (" force_backward: true" if force_backward else ""),
              'layer { name: "x" type: "Input" top: "x" input_param { shape { dim: %d dim: %d } } }' % (n, k),
              'layer { name: "z" type: "Scale" bottom: "x" top: "z" '
              'scale_param { axis: 0 num_axes: 0 filler { type: "constant" value: 1 } } }']
@@ -135,13 +136,22 @@ def test_propagate_down_false_leaves_codes_diff_alone():
     np.testing.assert_array_equal(net.blobs["z"].diff, 123.0)
 
 
-def test_gradient_to_labels_is_an_error():
+@pytest.mark.parametrize("layer", ["PairwiseCrossEntropyLoss", "PairwiseSquaredLoss"])
+def test_force_backward_gives_the_labels_a_zero_gradient(layer):
+    # Caffe's LossLayer declines the labels' gradient under force_backward; the Python layers
+    # cannot declare that, so they write zeros there (and the codes get their gradient)
     n, k, c = 4, 3, 2
-    net = make_net("PairwiseCrossEntropyLoss", n, k, c, propagate_down=[True, True])
-    net.blobs["y"].data[...] = np.eye(c)[[0, 1, 0, 1]]
-    forward_loss(net, np.full((n, k), 0.2, np.float32))
-    with pytest.raises(ValueError, match="labels bottom has no gradient"):
-        net.backward()
+    net = make_net(layer, n, k, c, propagate_down=[], force_backward=True)
+    labels = np.eye(c)[[0, 1, 0, 1]]
+    z = np.random.default_rng(5).normal(size=(n, k)).astype(np.float32)
+    net.blobs["y"].data[...] = labels
+    net.blobs["y"].diff[...] = 7.0
+    forward_loss(net, z)
+    net.backward()
+    np.testing.assert_array_equal(net.blobs["y"].diff, 0.0)
+    math = dict(LAYERS)[layer]
+    np.testing.assert_allclose(net.blobs["z"].diff, math(z.astype(np.float64), dhn_losses.similarity(labels))[1],
+                               rtol=1e-4, atol=1e-7)
 
 
 @pytest.mark.parametrize("kwargs,message", [
