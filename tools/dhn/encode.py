@@ -47,6 +47,8 @@ def _load_net(deploy_prototxt, caffemodel, crop, code_blob, gpu):
                          "generate it with dhn.netgen.deploy_net"
                          % (deploy_prototxt, code_blob, ", ".join(net.blobs)))
     shape = net.blobs[net.inputs[0]].data.shape
+    if crop is None:   # frozen-feature mode: the input is D×1×1 features
+        return net
     if len(shape) != 4 or shape[1] != 3 or shape[2:] != (crop, crop):
         raise ValueError("%s takes input %s but crop=%d gives 3×%d×%d: use the net's crop"
                          % (deploy_prototxt, "×".join(map(str, shape)), crop, crop, crop))
@@ -55,9 +57,11 @@ def _load_net(deploy_prototxt, caffemodel, crop, code_blob, gpu):
 
 def encode(deploy_prototxt, caffemodel, images_lmdb, crop, mean_bgr, batch_size=64, code_blob="code",
            gpu=None, scale=1.0, progress=True):
-    """float32 N×K codes of every image in images_lmdb, in key order (the LMDB's record order)."""
+    """float32 N×K codes of every image in images_lmdb, in key order (the LMDB's record order).
+    crop=None: images_lmdb holds feature records (dhn.features) that go in unchanged (no crop,
+    mean or scale), the frozen-feature mode's encoding."""
     from tqdm import tqdm
-    mean = np.asarray(mean_bgr, np.float32).reshape(-1)
+    mean = np.asarray(mean_bgr if crop else (0, 0, 0), np.float32).reshape(-1)
     if mean.size != 3:
         raise ValueError("mean_bgr must have 3 values (B, G, R), got %r" % (mean_bgr,))
     if batch_size < 1:
@@ -66,13 +70,14 @@ def encode(deploy_prototxt, caffemodel, images_lmdb, crop, mean_bgr, batch_size=
         raise ValueError("%s: no such LMDB (convert the dataset first: make data DATASET=...)" % images_lmdb)
     n = lmdb_io.count(images_lmdb)
     net = _load_net(deploy_prototxt, caffemodel, crop, code_blob, gpu)
-    batch = np.empty((batch_size, 3, crop, crop), np.float32)
+    item = (3, crop, crop) if crop else tuple(net.blobs[net.inputs[0]].data.shape[1:])
+    batch = np.empty((batch_size,) + item, np.float32)
     codes, filled = [], 0
 
     def flush():
         data = net.blobs[net.inputs[0]]   # 'data', or a foreign backbone's own input name
         if data.data.shape[0] != filled:
-            data.reshape(filled, 3, crop, crop)
+            data.reshape(filled, *item)
         data.data[...] = batch[:filled]
         out = net.forward(blobs=[code_blob])[code_blob]
         codes.append(np.array(out, np.float32).reshape(filled, -1))
@@ -82,6 +87,16 @@ def encode(deploy_prototxt, caffemodel, images_lmdb, crop, mean_bgr, batch_size=
               disable=not progress, file=sys.stderr) as bar:
         for datum in lmdb_io.read(images_lmdb):
             img = lmdb_io.datum_array(datum)
+            if crop is None:
+                if img.size != np.prod(item):
+                    raise ValueError("%s: records of %d values, the net takes %s" % (images_lmdb, img.size, item))
+                batch[filled] = img.reshape(item)
+                filled += 1
+                if filled == batch_size:
+                    flush()
+                    bar.update(filled)
+                    filled = 0
+                continue
             if img.shape[0] != 3:
                 raise ValueError("%s: images must have 3 (BGR) channels, got %d" % (images_lmdb, img.shape[0]))
             batch[filled] = centre_crop(img, crop)

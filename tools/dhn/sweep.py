@@ -5,7 +5,7 @@ python -m dhn.sweep --dataset cifar10 --bits 48 [--lrs 1e-5,1e-4,...] [--lambdas
 
 The training split's records are divided, with a fixed seed, into ``fit`` (trained on) and
 ``val`` (the queries of the validation retrieval, against ``fit`` as the database); both are
-written by the converter's own split writer into data/<dataset>/lmdb/sweep/. Each grid point is
+copied record for record (convert.subset_split) into <data>/sweep/. Each grid point is
 a run folder runs/sweep-<dataset>-<bits>/lr<lr>-lambda<λ>/ (resumable like any run); the grid
 goes to grid.csv / grid.json and a heat map grid.png, and the choice (highest validation MAP,
 ties to the smaller lr, then smaller λ) is printed and stored in grid.json.
@@ -16,40 +16,27 @@ import json
 import os
 import sys
 
-import lmdb
 import numpy as np
 
-from . import convert, lmdb_io, netgen, train
+from . import convert, netgen, train
 
 PAPER_LRS = (1e-5, 1e-4, 1e-3, 1e-2)
 PAPER_LAMBDAS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 
 
 def carve_validation(train_dir, out_dir, val_fraction=0.2, seed=0, progress=True):
-    """Write ``out_dir/train`` (the fit part) and ``out_dir/val`` from the records of a
-    converted training split; returns {split: folder}."""
+    """Write ``out_dir/train`` (the fit part, shuffled) and ``out_dir/val`` from the records of
+    a converted training split; returns {split: folder}."""
     manifest = convert.check_split(train_dir)
     labels = convert.read_split_labels(train_dir)
     n = manifest["count"]
     n_val = max(1, int(round(val_fraction * n)))
     order = np.random.RandomState(seed).permutation(n)
     split = {"train": np.sort(order[n_val:]), "val": np.sort(order[:n_val])}
-    env = lmdb.open(os.path.join(train_dir, "images"), readonly=True, lock=False)
-    txn = env.begin()
-
-    def load(i):
-        datum = lmdb_io.caffe_pb2.Datum()
-        datum.ParseFromString(txn.get((lmdb_io.KEY_FORMAT % i).encode()))
-        return np.ascontiguousarray(lmdb_io.datum_array(datum).transpose(1, 2, 0)), None
-
-    try:
-        return convert.build_splits(out_dir, manifest["dataset"] + "-sweep", split, labels, load,
-                                    size=manifest["image_size"][0], encoding=manifest["encoding"], seed=seed,
-                                    shuffle_splits=("train",), sources={"train": manifest.get("key")},
-                                    options={"val_fraction": val_fraction}, progress=progress)
-    finally:
-        txn.abort()
-        env.close()
+    # copied record for record (images or a frozen run's features): nothing is re-encoded
+    return {name: convert.subset_split(train_dir, os.path.join(out_dir, name), idx, name, seed=seed,
+                                       shuffle=(name == "train"))
+            for name, idx in split.items()}
 
 
 def choose(rows):
@@ -81,10 +68,21 @@ def plot_grid(rows, lrs, lambdas, png):
 
 
 def sweep(dataset, bits, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, iters=None, data_dir=None, out=None,
-          val_fraction=0.2, weights=None, gpu=None, quiet=False):
+          val_fraction=0.2, weights=None, gpu=None, quiet=False, features=False, backbone=None, mean=None,
+          scale=None, alpha=1.0, seed=1234):
+    """The grid on the validation split; features/backbone as dhn.train takes them (the frozen-feature
+    mode sweeps on the backbone's features, carved the same way)."""
     root = os.environ.get("DHN_ROOT", ".")
+    tag = ""
+    if features:
+        from . import features as feats
+        bb, weights, fname = feats.backbone_of(dataset, backbone, mean, scale, weights)
+        data_dir = data_dir or feats.features_dir(dataset, fname)
+        tag = "-%s-frozen" % bb["name"]
+    elif backbone:
+        tag = "-" + netgen.foreign_backbone(backbone)["name"]
     data_dir = data_dir or os.path.join(root, "data", dataset, "lmdb")
-    out = out or os.path.join(root, "runs", "sweep-%s-%d" % (dataset, bits))
+    out = out or os.path.join(root, "runs", "sweep-%s-%d%s" % (dataset, bits, tag))
     sweep_data = os.path.join(data_dir, "sweep")
     carve_validation(os.path.join(data_dir, "train"), sweep_data, val_fraction, progress=not quiet)
     rows = []
@@ -93,7 +91,9 @@ def sweep(dataset, bits, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, iters=None, data_
             run_dir = os.path.join(out, "lr%g-lambda%g" % (lr, lam))
             try:
                 res = train.train(dataset, bits, "dhn", lr=lr, lambda_=lam, iters=iters, gpu=gpu, weights=weights,
-                                  data_dir=sweep_data, run_dir=run_dir, query="val", database="train", quiet=quiet)
+                                  data_dir=sweep_data, run_dir=run_dir, query="val", database="train", quiet=quiet,
+                                  features=features, backbone=backbone, mean=mean, scale=scale, alpha=alpha,
+                                  seed=seed)
                 value = res["map"]
             except train.TrainError as e:
                 if "diverged" not in str(e):
@@ -112,7 +112,8 @@ def sweep(dataset, bits, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, iters=None, data_
         w.writerows(rows)
     os.replace(os.path.join(out, "grid.csv.tmp"), os.path.join(out, "grid.csv"))
     train.write_text(os.path.join(out, "grid.json"), json.dumps(
-        {"dataset": dataset, "bits": bits, "iters": iters, "val_fraction": val_fraction,
+        {"dataset": dataset, "bits": bits, "iters": iters, "val_fraction": val_fraction, "alpha": alpha,
+         "mode": "frozen features" if features else "fine-tuned", "backbone": backbone or netgen.DATASETS[dataset]["backbone"],
          "grid": rows, "choice": best}, indent=1))
     plot_grid(rows, list(lrs), list(lambdas), os.path.join(out, "grid.png"))
     return best, rows
@@ -133,6 +134,12 @@ def main(argv=None):
     ap.add_argument("--data", dest="data_dir")
     ap.add_argument("--weights")
     ap.add_argument("--gpu", type=int)
+    ap.add_argument("--backbone", help="DEPLOY.prototxt:LAYER (as dhn.train)")
+    ap.add_argument("--mean", type=lambda v: tuple(float(x) for x in v.split(",")))
+    ap.add_argument("--scale", type=float)
+    ap.add_argument("--features", action="store_true", help="the frozen-feature mode (as dhn.train)")
+    ap.add_argument("--alpha", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=1234, help="the runs' solver/data seed (as dhn.train)")
     # make sweep passes --lr/--lambda when given: a one-point grid
     ap.add_argument("--lr", type=float)
     ap.add_argument("--lambda", dest="lambda_", type=float)
@@ -141,8 +148,10 @@ def main(argv=None):
     lambdas = (args.lambda_,) if args.lambda_ is not None else args.lambdas
     try:
         best, _ = sweep(args.dataset, args.bits, lrs, lambdas, args.iters, args.data_dir,
-                        weights=args.weights, gpu=args.gpu, val_fraction=args.val_fraction)
-    except (train.TrainError, convert.DatasetError) as e:
+                        weights=args.weights, gpu=args.gpu, val_fraction=args.val_fraction, features=args.features,
+                        backbone=args.backbone, mean=args.mean, scale=args.scale, alpha=args.alpha,
+                        seed=args.seed)
+    except (train.TrainError, convert.DatasetError, ValueError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
     print("choice: lr %g, lambda %g (validation MAP %.4f)" % (best["lr"], best["lambda"], best["map"]))

@@ -1,0 +1,88 @@
+"""Baselines on a backbone's untrained features (dhn.features): what DHN's codes must beat.
+
+    python -m dhn.baselines FEATURES_DIR --bits 12,24,32,48 [--query query --database database]
+                            [--seeds 0,1,2] [--out runs/baselines-<features>/]
+
+- LSH: sign of a seeded random Gaussian projection of the raw features (SimHash,
+  ``RandomState(seed).standard_normal((D, K))``), ranked by Hamming distance.
+- cosine: the real-valued features, L2-normalised, ranked by inner product (K-independent).
+Both are scored by dhn.metrics with the same conventions as every run (ties in database order,
+MAP over the whole database unless R is given) and written to baselines.json.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from dhn import convert, lmdb_io, metrics
+
+
+def read_features(split_dir):
+    """N×D float32 features of a features split, in record order (after convert.check_split)."""
+    manifest = convert.check_split(split_dir)
+    feats = np.empty((manifest["count"], manifest["dim"]), np.float32)
+    for i, datum in enumerate(lmdb_io.read(os.path.join(split_dir, "features"))):
+        feats[i] = lmdb_io.datum_array(datum).reshape(-1)
+    return feats
+
+
+def lsh_codes(features, bits, seed):
+    """±1 codes: sign of a RandomState(seed) Gaussian projection (z ≥ 0 → +1)."""
+    proj = np.random.RandomState(seed).standard_normal((features.shape[1], bits))
+    return metrics.binarize(features.astype(np.float64) @ proj)
+
+
+def unit_rows(features):
+    f = features.astype(np.float64)
+    return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+
+
+def run(features_dir, bits=(12, 24, 32, 48), seeds=(0, 1, 2), query="query", database="database", R=None):
+    """{"lsh": {bits: [MAP per seed]}, "cosine": MAP, ...} on the features of query vs database."""
+    fq, fd = read_features(os.path.join(features_dir, query)), read_features(os.path.join(features_dir, database))
+    lq = convert.read_split_labels(os.path.join(features_dir, query))
+    ld = convert.read_split_labels(os.path.join(features_dir, database))
+    out = {"dataset": convert.check_split(os.path.join(features_dir, query))["dataset"],
+           "features": os.path.abspath(features_dir), "query": query, "database": database,
+           "n_query": len(fq), "n_database": len(fd), "R": R, "seeds": list(seeds), "lsh": {}}
+    for k in bits:
+        out["lsh"][str(k)] = [metrics.map_at_r(lsh_codes(fq, k, s), lq, lsh_codes(fd, k, s), ld, R=R) for s in seeds]
+    out["cosine"] = metrics.map_at_r(unit_rows(fq), lq, unit_rows(fd), ld, R=R, ranking="inner_product")
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("features_dir", help="data/<dataset>/features/<net>-<layer>")
+    ap.add_argument("--bits", default="12,24,32,48")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--query", default="query")
+    ap.add_argument("--database", default="database")
+    ap.add_argument("--R", type=int)
+    ap.add_argument("--out", help="folder for baselines.json (default runs/baselines-<features>-<database>)")
+    args = ap.parse_args(argv)
+    try:
+        res = run(args.features_dir, tuple(int(b) for b in args.bits.split(",")),
+                  tuple(int(s) for s in args.seeds.split(",")), args.query, args.database, args.R)
+    except (convert.DatasetError, ValueError) as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+    root = os.environ.get("DHN_ROOT", ".")
+    out = args.out or os.path.join(root, "runs", "baselines-%s-%s" % (os.path.basename(os.path.normpath(args.features_dir)),
+                                                                       args.database))
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "baselines.json.tmp"), "w") as fh:
+        json.dump(res, fh, indent=1)
+    os.replace(os.path.join(out, "baselines.json.tmp"), os.path.join(out, "baselines.json"))
+    for k, maps in res["lsh"].items():
+        print("LSH %s bits: MAP %.4f ± %.4f (%d seeds)" % (k, np.mean(maps), np.std(maps, ddof=1) if len(maps) > 1 else 0,
+                                                           len(maps)))
+    print("cosine on the features: MAP %.4f   (%d queries × %d database) -> %s"
+          % (res["cosine"], res["n_query"], res["n_database"], os.path.join(out, "baselines.json")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

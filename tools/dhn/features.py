@@ -1,0 +1,169 @@
+"""`make features`: forward every split once through a pretrained backbone, for the frozen-feature mode.
+
+    python -m dhn.features --dataset cifar10 [--backbone DEPLOY.prototxt:LAYER --weights W.caffemodel
+                           [--mean B,G,R] [--scale S]] [--splits train,query,database] [--batch 64]
+
+The backbone is cut as training cuts it (the dataset's AlexNet conv1–fc7, or any Caffe deploy net
+cut after LAYER, dhn.netgen) and run in Caffe's TEST phase on the converted split's images with the
+encoding transform (centre crop, BGR mean, scale: dhn.encode). Per split it writes, beside the
+image LMDBs, ``data/<dataset>/features/<net>-<layer>/<split>/``:
+
+    features/      LMDB of float Datums (D×1×1 float_data), keys %08d in the split's record order
+    labels/        the split's label LMDB, copied record for record
+    records.txt    the split's, copied
+    manifest.json  databases ["features", "labels"], dim, backbone (deploy, layer, weights sha256,
+                   crop, mean, scale), source split's manifest key, img/s, "complete": true
+
+``make train ... FEATURES=1`` then trains fch + the DHN losses on them with `caffe train` (a data
+layer over ``features/``): the frozen-feature mode, an addition to the paper (DHN fine-tunes the
+whole net), much faster on a CPU and labelled "frozen" wherever its results are shown.
+A split is written under a temporary name and renamed when whole; a finished split whose manifest
+matches (same backbone, weights and source split) is skipped.
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+
+from . import convert, encode, lmdb_io, netgen
+from .datasets import DatasetError, file_digest
+
+
+class FeatureError(ValueError):
+    """One line: the file and the fix."""
+
+
+def backbone_of(dataset, spec=None, mean=None, scale=None, weights=None):
+    """(backbone dict, weights path, features name) for the dataset's own backbone or DEPLOY:LAYER."""
+    root = os.environ.get("DHN_ROOT", ".")
+    if spec:
+        try:
+            bb = netgen.foreign_backbone(spec, **({"mean": mean} if mean else {}), scale=scale or 1.0)
+        except ValueError as e:
+            raise FeatureError(str(e)) from None
+        layer = spec.rpartition(":")[2]
+    else:
+        name = netgen.DATASETS[dataset]["backbone"]
+        bb = dict(netgen.BACKBONES[name], name=name, input="data")
+        layer = "fc7"
+        weights = weights or os.path.join(root, "weights", "bvlc_alexnet.caffemodel")
+    if not weights or not os.path.isfile(weights):
+        raise FeatureError("%s: the backbone's pretrained caffemodel is missing: pass --weights (make: WEIGHTS=)%s"
+                           % (weights or spec, "" if spec else ", or run `make weights`"))
+    return bb, weights, "%s-%s" % (bb["name"], layer)
+
+
+def features_dir(dataset, name, root=None):
+    root = root or os.environ.get("DHN_ROOT", ".")
+    return os.path.join(root, "data", dataset, "features", name)
+
+
+def extract_split(split_dir, out_dir, bb, weights, batch=64, gpu=None, progress=True, key=None):
+    """Write out_dir (see module doc) from the converted split in split_dir; returns its manifest."""
+    src = convert.check_split(split_dir)
+    if key is not None and os.path.isdir(out_dir):
+        try:
+            done = convert.check_split(out_dir)
+            if done.get("key") == key:
+                return done
+        except DatasetError:
+            pass
+    tmp = "%s.tmp-%d" % (out_dir, os.getpid())
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        proto = netgen.backbone_net(bb, batch=batch)
+        feature_blob = proto.layer[-1].top[0]
+        deploy = os.path.join(tmp, "backbone.prototxt")
+        with open(deploy, "w") as fh:
+            fh.write(str(proto))
+        t0 = time.perf_counter()
+        feats = encode.encode(deploy, weights, os.path.join(split_dir, "images"), crop=bb["crop"],
+                              mean_bgr=bb["mean"], scale=bb["scale"], batch_size=batch, code_blob=feature_blob,
+                              gpu=gpu, progress=progress)
+        seconds = time.perf_counter() - t0
+        feats = feats.reshape(len(feats), -1)
+        if len(feats) != src["count"]:
+            raise FeatureError("%s: %d features for %d records" % (split_dir, len(feats), src["count"]))
+        with lmdb_io.Writer(os.path.join(tmp, "features")) as out:
+            for row in feats:
+                out.put(lmdb_io.float_datum(row))
+        with lmdb_io.Writer(os.path.join(tmp, "labels")) as out:
+            for datum in lmdb_io.read(os.path.join(split_dir, "labels")):
+                out.put(datum)
+        shutil.copyfile(os.path.join(split_dir, "records.txt"), os.path.join(tmp, "records.txt"))
+        manifest = dict(dataset=src["dataset"], split=src["split"], count=int(len(feats)), num_labels=src["num_labels"],
+                        databases=["features", "labels"], dim=int(feats.shape[1]), feature_blob=feature_blob,
+                        label_counts=src["label_counts"], source_split=os.path.abspath(split_dir),
+                        feature_stats={"mean": float(feats.mean()), "max": float(feats.max()),
+                                       "row_norm": float(np.linalg.norm(feats, axis=1).mean())},
+                        seconds=round(seconds, 1), images_per_s=round(len(feats) / max(seconds, 1e-9), 1),
+                        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), key=key, complete=True)
+        with open(os.path.join(tmp, "manifest.json"), "w") as fh:
+            json.dump(manifest, fh, indent=1)
+        os.remove(deploy)
+        convert.check_split(tmp)
+        if os.path.exists(out_dir):
+            shutil.rmtree(out_dir)
+        os.rename(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def extract( splits=("train", "query", "database"), spec=None, weights=None, mean=None, scale=None,
+            data_dir=None, out=None, batch=64, gpu=None, progress=True):
+    """Features of each split; returns (features folder, {split: manifest})."""
+    bb, weights, name = backbone_of(dataset, spec, mean, scale, weights)
+    root = os.environ.get("DHN_ROOT", ".")
+    data_dir = data_dir or os.path.join(root, "data", dataset, "lmdb")
+    out = out or features_dir(dataset, name)
+    weights_sha = file_digest(weights, "sha256")
+    backbone = dict(name=bb["name"], spec=spec or netgen.DATASETS[dataset]["backbone"] + ":fc7",
+                    weights=os.path.abspath(weights), weights_sha256=weights_sha,
+                    crop=bb["crop"], mean=list(bb["mean"]), scale=bb["scale"])
+    done = {}
+    for split in splits:
+        split_dir = os.path.join(data_dir, split)
+        if not os.path.isfile(os.path.join(split_dir, "manifest.json")):
+            raise FeatureError("%s: no converted %s split: run `make data DATASET=%s` first" % (split_dir, split, dataset))
+        key = dict(backbone=backbone, source_key=convert.check_split(split_dir).get("key"))
+        t0 = time.time()
+        m = extract_split(split_dir, os.path.join(out, split), bb, weights, batch, gpu, progress, key=json.loads(json.dumps(key)))
+        m = dict(m, backbone=backbone)
+        done[split] = m
+        print("dhn.features: %s/%s: %d × %d features (%.1f img/s) -> %s%s"
+              % (dataset, split, m["count"], m["dim"], m["images_per_s"], os.path.join(out, split),
+                 "" if time.time() - t0 > 5 else " (up to date)"), file=sys.stderr)
+    return out, done
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", default="cifar10", choices=sorted(k for k in netgen.DATASETS if k != "demo"))
+    ap.add_argument("--backbone", help="DEPLOY.prototxt:LAYER (default: the dataset's AlexNet, fc7)")
+    ap.add_argument("--weights", help="its caffemodel (default weights/bvlc_alexnet.caffemodel)")
+    ap.add_argument("--mean", type=lambda v: tuple(float(x) for x in v.split(",")), help="B,G,R")
+    ap.add_argument("--scale", type=float)
+    ap.add_argument("--splits", default="train,query,database")
+    ap.add_argument("--data", dest="data_dir")
+    ap.add_argument("--out")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--gpu", type=int)
+    args = ap.parse_args(argv)
+    try:
+        extract(args.dataset, tuple(args.splits.split(",")), args.backbone, args.weights, args.mean, args.scale,
+                args.data_dir, args.out, args.batch, args.gpu)
+    except (FeatureError, DatasetError, ValueError) as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
