@@ -12,10 +12,12 @@ VARIANT ?= dhn
 # GPU=<id> picks the CUDA build (make setup CUDA=1) for everything env.sh sets up.
 CUDA ?= $(if $(GPU),1,0)
 export CUDA CUDA_ARCH
-TRAIN_ARGS = $(if $(LR),--lr $(LR)) $(if $(LAMBDA),--lambda $(LAMBDA)) $(if $(ITERS),--iters $(ITERS)) $(if $(GPU),--gpu $(GPU))
+TRAIN_ARGS = $(if $(LR),--lr $(LR)) $(if $(LAMBDA),--lambda $(LAMBDA)) $(if $(ITERS),--iters $(ITERS)) $(if $(GPU),--gpu $(GPU)) \
+             $(if $(ALPHA),--alpha $(ALPHA)) $(if $(SEED),--seed $(SEED)) $(if $(filter 1,$(FEATURES)),--features)
 MODEL_ARGS = $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(BACKBONE),--backbone $(BACKBONE)) $(if $(MEAN),--mean $(MEAN)) $(if $(SCALE),--scale $(SCALE))
+RUN_ARGS = $(if $(RUN),--run $(RUN)) $(if $(filter 1,$(FORCE_NEW)),--force-new)
 
-.PHONY: setup system-deps venv caffe test demo train sweep weights data report bench prototxt gpu-bundle clean-caffe
+.PHONY: setup system-deps venv caffe test demo train sweep features weights data report bench prototxt gpu-bundle clean-caffe
 
 setup: system-deps venv caffe
 	@$(ENV) echo "dhn: ready. venv: $$DHN_VENV  caffe: $$CAFFE_ROOT  (wrapper: tools/caffe)"
@@ -42,13 +44,16 @@ demo:
 	$(ENV) python -m dhn.demo
 
 data:
-	$(ENV) python -m dhn.convert $(DATASET)
+	$(ENV) python -m dhn.convert $(DATASET) $(if $(SOURCE),--source $(SOURCE)) $(if $(WORKERS),--workers $(WORKERS))
 
 train:
-	$(ENV) python -m dhn.train --dataset $(DATASET) --bits $(BITS) --variant $(VARIANT) $(TRAIN_ARGS) $(MODEL_ARGS)
+	$(ENV) python -m dhn.train --dataset $(DATASET) --bits $(BITS) --variant $(VARIANT) $(TRAIN_ARGS) $(MODEL_ARGS) $(RUN_ARGS)
 
 sweep:
-	$(ENV) python -m dhn.sweep --dataset $(DATASET) --bits $(BITS) $(TRAIN_ARGS)
+	$(ENV) python -m dhn.sweep --dataset $(DATASET) --bits $(BITS) $(TRAIN_ARGS) $(MODEL_ARGS)
+
+features:
+	$(ENV) python -m dhn.features --dataset $(DATASET) $(MODEL_ARGS)
 
 weights:
 	$(ENV) python -m dhn.weights
@@ -59,8 +64,11 @@ report:
 bench:
 	$(ENV) python -m dhn.bench
 
+# no arguments: the canonical set per dataset; DATASET=/BITS=/VARIANT= (any of them): that
+# combination into prototxt/extra/<dataset>/ (git-ignored)
 prototxt:
-	$(ENV) python -m dhn.netgen
+	$(ENV) python -m dhn.netgen $(if $(filter command line,$(origin DATASET)),--dataset $(DATASET)) \
+	  $(if $(filter command line,$(origin BITS)),--bits $(BITS)) $(if $(filter command line,$(origin VARIANT)),--variant $(VARIANT))
 
 # what the lent GPU machine needs for tools/gpu/check.sh: .bundle/dhn-gpu.tar.xz
 gpu-bundle: venv

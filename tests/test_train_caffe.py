@@ -79,12 +79,14 @@ def test_variant_nets_train(tmp_path, variant):
 
 def test_resume_from_snapshot_equals_straight_run(tmp_path):
     # Caffe's .solverstate holds weights, momentum history and the iteration, not the RNG state
-    # or the Data layer's read position. With crop = image size, no mirror, no dropout, and
-    # 32 records = 4 batches of 8 per half, both restart where the straight run is anyway.
+    # or a data layer's read position. The reshuffling data layer's order, crops and mirrors are
+    # functions of the batch number, and dhn.train writes start_iter when it resumes: the second
+    # half then sees exactly the batches the straight run saw (random 28-of-32 crops, mirrors and
+    # a new order every epoch of 20 records included; the tiny net has no dropout).
     n_half, batch = 4, 8
-    write_split(str(tmp_path / "train"), n_half * batch, 28, 3)
-    net = netgen.train_net("demo", 8, "dhn", lambda_=1.0, data_dir=str(tmp_path / "train"), batch=batch,
-                           mirror=False)
+    write_split(str(tmp_path / "train"), 20, 32, 3)
+    kw = dict(lambda_=1.0, data_dir=str(tmp_path / "train"), batch=batch, mirror=True)
+    net = netgen.train_net("demo", 8, "dhn", **kw)
     args = dict(lr=1e-2, display=1, stepsize=3, snapshot=n_half)     # the lr steps inside each half
     straight = tmp_path / "straight"
     straight.mkdir()
@@ -94,7 +96,8 @@ def test_resume_from_snapshot_equals_straight_run(tmp_path):
     caffe_train(write_net_and_solver(halves, net, name="first", max_iter=n_half, **args))
     it, state = train.latest_snapshot(str(halves), subdir="snap")
     assert it == n_half
-    caffe_train(write_net_and_solver(halves, net, name="second", max_iter=2 * n_half, **args), "-snapshot", state)
+    resumed = netgen.train_net("demo", 8, "dhn", start_iter=it, **kw)
+    caffe_train(write_net_and_solver(halves, resumed, name="second", max_iter=2 * n_half, **args), "-snapshot", state)
     deploy = tmp_path / "deploy.prototxt"
     deploy.write_text(str(netgen.deploy_net("demo", 8)))
     a = load_params(deploy, straight / "snap" / ("dhn_iter_%d.caffemodel" % (2 * n_half)))
@@ -178,7 +181,7 @@ def test_time_net_runs_under_caffe_time(tmp_path):
     time_net = netgen.time_net("demo", 16, batch=8)
     train_net = netgen.train_net("demo", 16, "dhn", batch=8)
     assert [layer.name for layer in time_net.layer] == [layer.name for layer in train_net.layer]
-    assert [layer.type for layer in time_net.layer][:2] == ["Input", "Input"]
+    assert time_net.layer[0].type == "Input" and list(time_net.layer[0].top) == ["data", "label"]
     model = tmp_path / "time.prototxt"
     model.write_text(str(time_net))
     out = subprocess.run([CAFFE, "time", "-model", str(model), "-iterations", "2"], capture_output=True, text=True,

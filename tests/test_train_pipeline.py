@@ -147,7 +147,7 @@ def test_foreign_backbone_is_cut_after_its_layer(foreign_model):
     assert [layer.name for layer in bb["layers"]] == ["c1", "r1", "feat", "feat_relu"]
     assert (bb["input"], bb["crop"], bb["feature"]) == ("img", 28, "feat")
     names = [layer.name for layer in netgen.train_net("demo", 8, "dhn", backbone=bb).layer]
-    assert names == ["img", "label", "c1", "r1", "feat", "feat_relu", "fch", "code", "pair_loss", "quant_loss"]
+    assert names == ["data", "c1", "r1", "feat", "feat_relu", "fch", "code", "pair_loss", "quant_loss"]
     dep = netgen.deploy_net("demo", 8, batch=4, backbone=bb)
     assert [layer.name for layer in dep.layer] == ["img", "c1", "r1", "feat", "feat_relu", "fch", "code"]
     assert list(dep.layer[0].input_param.shape[0].dim) == [4, 3, 28, 28]
@@ -185,4 +185,4 @@ def test_foreign_backbone_trains_from_its_caffemodel(demo_data, tmp_path, foreig
     for name in ("c1", "feat"):
         for got, want in zip(net.params[name], params[name]):
             np.testing.assert_array_equal(got.data, want)
-    assert json.load(open(run / "config.json"))["backbone"] == deploy + ":feat"
+    assert json.load(open(run / "config.json"))["identity"]["backbone"] == deploy + ":feat"

@@ -2,6 +2,12 @@
 
 python -m dhn.netgen            rewrite prototxt/ (the committed files are exactly this output)
 python -m dhn.netgen --check    exit 1 if prototxt/ differs from what the generator writes
+python -m dhn.netgen --dataset cifar10 --bits 12 --variant dhn-q
+                                any other combination, into prototxt/extra/<dataset>/ (git-ignored)
+
+prototxt/<dataset>/ holds one canonical set per dataset, as Caffe's examples do: the paper's
+headline DHN at 48 bits (the demo: 16) — train net, solver, deploy net. Solvers snapshot into
+their own folder, so `caffe train -solver` runs from a fresh clone (after `make data`).
 
 Backbones:
 - ``alexnet``: BVLC AlexNet conv1–fc7 with BVLC's layer names and shapes, so
@@ -119,7 +125,14 @@ def tiny_body(n, train):
 BODIES = {"alexnet": alexnet_body, "tiny": tiny_body}
 
 
-def hash_head(n, feature, bits):
+def hash_head(n, feature, bits, feature_norm=False):
+    """fch (K outputs, gaussian 0.01, lr 10/20) → TanH → ``code``. feature_norm puts a
+    BatchNorm (no scale: fch's weights are the affine part) between the backbone's features
+    and fch: per-dimension standardisation with batch statistics in training and their
+    moving averages in TEST, for features that are non-negative with a large common mean."""
+    if feature_norm:
+        n.fch_bn = L.BatchNorm(feature, param=[dict(lr_mult=0, decay_mult=0)] * 3)
+        feature = n.fch_bn
     n.fch = L.InnerProduct(feature, num_output=bits, param=FCH_LEARN,
                            weight_filler=dict(type="gaussian", std=0.01),
                            bias_filler=dict(type="constant", value=0))
@@ -130,6 +143,34 @@ def hash_head(n, feature, bits):
 def _python_loss(bottoms, layer, weight, param_str=""):
     return L.Python(*bottoms, module="dhn_layers", layer=layer, param_str=param_str,
                     loss_weight=weight)
+
+
+def features_backbone(name, dim):
+    """The frozen-feature mode's "backbone": precomputed features (dhn.features), D×1×1 per image,
+    fed straight to fch. ``name`` says which net and layer made them."""
+    return dict(name=name, input="feature", dim=int(dim), size=None, crop=None, mean=None, scale=1.0, features=True)
+
+
+def data_layer(n, bb, data_dir, batch, mirror=True, shuffle=True, seed=1234, start_iter=0):
+    """The training net's data: tops ``bb["input"]`` and ``label``.
+
+    shuffle=True: dhn_data.ShuffledData, a Python layer that reshuffles the split every epoch
+    (as the authors' group's ImageData ``shuffle: true`` does); False: Caffe's two Data layers,
+    which read the LMDBs in key order, the same order every epoch."""
+    image_db = "features" if bb.get("features") else "images"
+    transform = {} if bb.get("features") else dict(crop_size=bb["crop"], mirror=mirror, mean_value=list(bb["mean"]),
+                                                   **({"scale": bb["scale"]} if bb["scale"] != 1 else {}))
+    if shuffle:
+        params = dict(source=data_dir, batch_size=batch, seed=seed, **({"start_iter": start_iter} if start_iter else {}))
+        if transform:
+            params.update(crop_size=transform["crop_size"], mirror=mirror, mean=[float(v) for v in bb["mean"]],
+                          **({"scale": float(bb["scale"])} if bb["scale"] != 1 else {}))
+        n[bb["input"]], n.label = L.Python(module="dhn_data", layer="ShuffledData", ntop=2,
+                                           param_str=repr(params), name="data")
+        return
+    n[bb["input"]] = L.Data(source="%s/%s" % (data_dir, image_db), backend=P.Data.LMDB, batch_size=batch,
+                            **({"transform_param": transform} if transform else {}))
+    n.label = L.Data(source=data_dir + "/labels", backend=P.Data.LMDB, batch_size=batch)
 
 
 def foreign_backbone(spec, mean=(104, 117, 123), scale=1.0):
@@ -167,7 +208,10 @@ def foreign_backbone(spec, mean=(104, 117, 123), scale=1.0):
             top = layer.top[0]
     if top is None:
         raise ValueError("%s has no layer %r (its layers: %s)" % (path, feature, ", ".join(l.name for l in net.layer)))
-    return dict(name=os.path.splitext(os.path.basename(path))[0], size=256, crop=dims[2], mean=tuple(mean),
+    name = os.path.splitext(os.path.basename(path))[0]
+    if name in ("deploy", "train_val", "train", "test"):   # Caffe's generic names: the model's folder says more
+        name = os.path.basename(os.path.dirname(os.path.abspath(path))) or name
+    return dict(name=name, size=256, crop=dims[2], mean=tuple(mean),
                 scale=scale, input=blob, feature=top, layers=kept)
 
 
@@ -181,6 +225,8 @@ def _backbone(dataset, backbone):
 
 def _body(n, bb, train):
     """The backbone's top blob in n; for a foreign one, a placeholder that _splice replaces."""
+    if bb.get("features"):
+        return n[bb["input"]]
     if "layers" not in bb:
         return BODIES[bb["name"]](n, train=train)
     n[bb["feature"]] = L.Input(shape=dict(dim=[1]))
@@ -197,25 +243,49 @@ def _splice(proto, bb):
     return proto
 
 
+def scale_backbone_lr(proto, mult):
+    """Multiply the lr of every learnable layer but fch by mult (0 freezes the backbone):
+    weights lr_mult m, biases 2m, as BVLC's nets and fch's 10/20 are."""
+    for layer in proto.layer:
+        if layer.type in ("Convolution", "InnerProduct") and not layer.name.startswith("fch"):
+            params = list(layer.param) or [caffe_pb2.ParamSpec(lr_mult=1, decay_mult=1),
+                                           caffe_pb2.ParamSpec(lr_mult=2, decay_mult=0)]
+            del layer.param[:]
+            for p in params:
+                p.lr_mult = p.lr_mult * mult
+                layer.param.add().CopyFrom(p)
+    return proto
+
+
 def train_net(dataset, bits, variant, lambda_=DEFAULT_LAMBDA, data_dir=None, batch=BATCH,
-              backbone=None, mirror=True, dropout=True):
-    """The training net: image + label LMDBs → backbone → fch → tanh → DHN losses."""
+              backbone=None, mirror=True, dropout=True, shuffle=True, seed=1234, alpha=1.0,
+              backbone_lr_mult=1.0, feature_norm=False, start_iter=0):
+    """The training net: a converted split → backbone → fch → tanh → DHN losses.
+
+    backbone: None (the dataset's), a BACKBONES name, foreign_backbone()'s or features_backbone()'s
+    dict (frozen-feature mode: the split's features/ LMDB feeds fch). shuffle: see data_layer.
+    alpha: the scale of θ = α⟨z_i, z_j⟩ in the pairwise cross-entropy loss (1 in the paper).
+    backbone_lr_mult: scales the backbone's lr multipliers (fch keeps 10/20).
+    feature_norm: a BatchNorm before fch (hash_head). start_iter: batches the reshuffling data
+    layer skips (a resumed run continues its data stream, dhn_data)."""
     if variant not in VARIANTS:
         raise ValueError("unknown variant %r (one of %s; dhn-b trains as dhn)" % (variant, ", ".join(VARIANTS)))
     bb = _backbone(dataset, backbone)
     data_dir = data_dir or "data/%s/lmdb/train" % dataset
     n = NetSpec()
-    n[bb["input"]] = L.Data(source=data_dir + "/images", backend=P.Data.LMDB, batch_size=batch,
-                            transform_param=dict(crop_size=bb["crop"], mirror=mirror, mean_value=list(bb["mean"]),
-                                                 **({"scale": bb["scale"]} if bb["scale"] != 1 else {})))
-    n.label = L.Data(source=data_dir + "/labels", backend=P.Data.LMDB, batch_size=batch)
+    data_layer(n, bb, data_dir, batch, mirror=mirror, shuffle=shuffle, seed=seed, start_iter=start_iter)
     feature = _body(n, bb, train=dropout)
-    code = hash_head(n, feature, bits)
-    pair_layer = "PairwiseSquaredLoss" if variant == "dhn-e" else "PairwiseCrossEntropyLoss"
-    n.pair_loss = _python_loss([code, n.label], pair_layer, 1.0)
+    code = hash_head(n, feature, bits, feature_norm)
+    if variant == "dhn-e":
+        n.pair_loss = _python_loss([code, n.label], "PairwiseSquaredLoss", 1.0)
+    else:
+        n.pair_loss = _python_loss([code, n.label], "PairwiseCrossEntropyLoss", 1.0,
+                                   repr({"alpha": float(alpha)}) if alpha != 1 else "")
     if variant != "dhn-q" and lambda_ > 0:
         n.quant_loss = _python_loss([code], "QuantizationLoss", lambda_ * bits / batch)
     proto = _splice(n.to_proto(), bb)
+    if backbone_lr_mult != 1:
+        scale_backbone_lr(proto, backbone_lr_mult)
     proto.name = "%s-%s-%d" % (bb["name"], variant, bits)
     # The labels bottom gets no gradient (Caffe would otherwise ask the layer for one).
     for layer in proto.layer:
@@ -224,14 +294,27 @@ def train_net(dataset, bits, variant, lambda_=DEFAULT_LAMBDA, data_dir=None, bat
     return proto
 
 
-def deploy_net(dataset, bits, batch=BATCH, backbone=None):
-    """The encoding net: Input ``data`` (batch×3×crop×crop) → backbone → fch → tanh ``code``."""
+def deploy_net(dataset, bits, batch=BATCH, backbone=None, feature_norm=False):
+    """The encoding net: Input (batch×3×crop×crop, or batch×D×1×1 features) → backbone → fch → tanh ``code``."""
     bb = _backbone(dataset, backbone)
     n = NetSpec()
-    n[bb["input"]] = L.Input(shape=dict(dim=[batch, 3, bb["crop"], bb["crop"]]))
-    hash_head(n, _body(n, bb, train=False), bits)
+    dims = [batch, bb["dim"], 1, 1] if bb.get("features") else [batch, 3, bb["crop"], bb["crop"]]
+    n[bb["input"]] = L.Input(shape=dict(dim=dims))
+    hash_head(n, _body(n, bb, train=False), bits, feature_norm)
     proto = _splice(n.to_proto(), bb)
     proto.name = "%s-deploy-%d" % (bb["name"], bits)
+    return proto
+
+
+def backbone_net(bb, batch=BATCH):
+    """The backbone alone, Input → its feature blob (TEST phase): what dhn.features forwards.
+    The feature blob is the last layer's top."""
+    n = NetSpec()
+    n[bb["input"]] = L.Input(shape=dict(dim=[batch, 3, bb["crop"], bb["crop"]]))
+    n.feature_out = L.Split(_body(n, bb, train=False))   # a handle for to_proto; removed below
+    proto = _splice(n.to_proto(), bb)
+    del proto.layer[-1]
+    proto.name = "%s-features" % bb["name"]
     return proto
 
 
@@ -242,14 +325,37 @@ def time_net(dataset, bits, variant="dhn", batch=BATCH, lambda_=DEFAULT_LAMBDA):
     crop = BACKBONES[DATASETS[dataset]["backbone"]]["crop"]
     shapes = {"data": [batch, 3, crop, crop], "label": [batch, DATASETS[dataset]["num_labels"], 1, 1]}
     for layer in proto.layer:
-        if layer.type == "Data":
-            top = layer.top[0]
+        if is_data_layer(layer):
+            name, tops = layer.name, list(layer.top)
             layer.Clear()
-            layer.name, layer.type = top, "Input"
-            layer.top.append(top)
-            layer.input_param.shape.add().dim.extend(shapes[top])
+            layer.name, layer.type = name, "Input"
+            layer.top.extend(tops)
+            for top in tops:
+                layer.input_param.shape.add().dim.extend(shapes[top])
     proto.name += "-time"
     return proto
+
+
+def is_data_layer(layer):
+    """Caffe's Data layer or the project's ShuffledData Python layer."""
+    return layer.type == "Data" or (layer.type == "Python" and layer.python_param.module == "dhn_data")
+
+
+def data_transform(net):
+    """(crop, BGR mean, scale) of a training net's image data layer (a NetParameter), whichever
+    data layer it has; (None, None, 1.0) for a frozen-feature net. Encoding applies the same
+    transform in Caffe's TEST phase (centre crop), read from the one place that defines it."""
+    import ast
+    layer = next(layer for layer in net.layer if is_data_layer(layer))
+    if layer.type == "Python":
+        p = ast.literal_eval(layer.python_param.param_str)
+        if "crop_size" not in p:
+            return None, None, 1.0
+        return p["crop_size"], tuple(p["mean"]), p.get("scale", 1.0)
+    if not layer.HasField("transform_param"):
+        return None, None, 1.0
+    t = layer.transform_param
+    return t.crop_size, tuple(t.mean_value), t.scale
 
 
 def solver(train_net_path, snapshot_prefix, lr=DEFAULT_LR, **overrides):
@@ -263,47 +369,81 @@ def solver(train_net_path, snapshot_prefix, lr=DEFAULT_LR, **overrides):
     return s
 
 
+CANONICAL_BITS, CANONICAL_VARIANT = 48, "dhn"   # the paper's headline, one set per dataset
+EXTRA_DIR = os.path.join(PROTOTXT_DIR, "extra")   # git-ignored: every other combination
+HEADER = "# Generated by tools/dhn/netgen.py (make prototxt); do not edit by hand.\n"
+
+
+def prototxt_set(dataset, bits, variant, folder):
+    """{file name: text} of one train net, solver and deploy net, as `caffe train -solver` uses
+    them from the project root: ``folder`` is where they live relative to it, and the solver
+    snapshots into that same folder (as Caffe's examples do), so it exists on a fresh clone."""
+    demo = dataset == "demo"
+    net = "%s/train_%s_%d.prototxt" % (folder, variant, bits)
+    extra = dict(DEMO_SOLVER, lr=DEMO_LR) if demo else {}
+    files = {
+        "train_%s_%d.prototxt" % (variant, bits): train_net(dataset, bits, variant,
+                                                           lambda_=DEMO_LAMBDA if demo else DEFAULT_LAMBDA),
+        "solver_%s_%d.prototxt" % (variant, bits): solver(net, "%s/%s_%d" % (folder, variant, bits), **extra),
+        "deploy_%d.prototxt" % bits: deploy_net(dataset, bits),
+    }
+    return {name: HEADER + str(proto) for name, proto in files.items()}
+
+
 def committed_files():
-    """{relative path under prototxt/: text} — everything `make prototxt` writes."""
+    """{relative path under prototxt/: text}: the canonical set of each dataset (DHN, 48 bits;
+    the demo's 16), exactly what `make prototxt` writes and the repository holds."""
     files = {}
-    for dataset, cfg in DATASETS.items():
-        bits_list = (16,) if dataset == "demo" else BITS
-        for bits in bits_list:
-            files["%s/deploy_%d.prototxt" % (dataset, bits)] = str(deploy_net(dataset, bits))
-            for variant in VARIANTS:
-                net = "prototxt/%s/train_%s_%d.prototxt" % (dataset, variant, bits)
-                lam = DEMO_LAMBDA if dataset == "demo" else DEFAULT_LAMBDA
-                files[net[len("prototxt/"):]] = str(train_net(dataset, bits, variant, lambda_=lam))
-                run = "runs/%s-%d-%s" % (dataset, bits, variant)
-                extra = dict(DEMO_SOLVER, lr=DEMO_LR) if dataset == "demo" else {}
-                files["%s/solver_%s_%d.prototxt" % (dataset, variant, bits)] = str(
-                    solver(net, run + "/snapshots/dhn", **extra))
-    header = "# Generated by tools/dhn/netgen.py (make prototxt); do not edit by hand.\n"
-    return {path: header + text for path, text in files.items()}
+    for dataset in DATASETS:
+        bits = 16 if dataset == "demo" else CANONICAL_BITS
+        for name, text in prototxt_set(dataset, bits, CANONICAL_VARIANT, "prototxt/" + dataset).items():
+            files["%s/%s" % (dataset, name)] = text
+    return files
+
+
+def write_files(files, out, check=False):
+    """Write {relative path: text} under out (only what changed); with check, write nothing and
+    return the stale paths, printing a diff."""
+    stale = []
+    for rel, text in sorted(files.items()):
+        path = os.path.join(out, rel)
+        old = open(path).read() if os.path.exists(path) else None
+        if old == text:
+            continue
+        if check:
+            stale.append(rel)
+            sys.stdout.writelines(difflib.unified_diff((old or "").splitlines(True), text.splitlines(True),
+                                                       rel, "generated", n=1))
+            continue
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w") as fh:
+            fh.write(text)
+        os.replace(path + ".tmp", path)
+        print("wrote %s" % os.path.relpath(path))
+    return stale
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true", help="compare prototxt/ with the generator")
     ap.add_argument("--out", default=PROTOTXT_DIR)
+    ap.add_argument("--dataset", help="write one other combination into prototxt/extra/<dataset>/ (git-ignored)")
+    ap.add_argument("--bits", type=int)
+    ap.add_argument("--variant", choices=VARIANTS)
     args = ap.parse_args(argv)
-    files = committed_files()
-    stale = []
-    for rel, text in sorted(files.items()):
-        path = os.path.join(args.out, rel)
-        old = open(path).read() if os.path.exists(path) else None
-        if old == text:
-            continue
-        if args.check:
-            stale.append(rel)
-            sys.stdout.writelines(difflib.unified_diff((old or "").splitlines(True), text.splitlines(True),
-                                                       "prototxt/" + rel, "generated", n=1))
-        else:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path + ".tmp", "w") as fh:
-                fh.write(text)
-            os.replace(path + ".tmp", path)
-            print("wrote prototxt/%s" % rel)
+    if args.dataset or args.bits or args.variant:
+        dataset = args.dataset or "cifar10"
+        if dataset not in DATASETS:
+            print("error: unknown dataset %r (one of %s)" % (dataset, ", ".join(DATASETS)), file=sys.stderr)
+            return 2
+        bits, variant = args.bits or CANONICAL_BITS, args.variant or CANONICAL_VARIANT
+        out = os.path.join(EXTRA_DIR, dataset) if args.out == PROTOTXT_DIR else args.out
+        root = os.path.abspath(os.path.join(PROTOTXT_DIR, ".."))
+        rel = os.path.relpath(os.path.abspath(out), root)
+        write_files(prototxt_set(dataset, bits, variant, rel), out)
+        print("train with: tools/caffe train -solver %s/solver_%s_%d.prototxt" % (rel, variant, bits))
+        return 0
+    stale = write_files(committed_files(), args.out, check=args.check)
     if stale:
         print("prototxt/ is stale in %d file(s): run `make prototxt`" % len(stale), file=sys.stderr)
         return 1

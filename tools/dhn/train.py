@@ -46,26 +46,84 @@ def write_text(path, text):
     os.replace(path + ".tmp", path)
 
 
-def prepare_run(run_dir, dataset, bits, variant, lr, lambda_, iters, data_dir, gpu, seed, batch,
-                backbone=None, **solver_overrides):
+def warm_start(backbone_weights, fch_source, out_path):
+    """A caffemodel with the backbone's pretrained layers and the fch layer of fch_source (a
+    frozen-feature run's caffemodel, or its run folder: its final snapshot): `caffe train -weights`
+    then starts fine-tuning from a hash layer already fitted to the backbone's features instead
+    of a random one (whose first pair losses are ~15 on raw non-negative features)."""
+    from caffe.proto import caffe_pb2
+    fch_source = final_model(fch_source)
+    net, src = caffe_pb2.NetParameter(), caffe_pb2.NetParameter()
+    with open(backbone_weights, "rb") as fh:
+        net.ParseFromString(fh.read())
+    with open(fch_source, "rb") as fh:
+        src.ParseFromString(fh.read())
+    fch = [layer for layer in src.layer if layer.name in ("fch", "fch_bn")]   # the hash head, its BatchNorm too
+    if not any(layer.name == "fch" for layer in fch):
+        raise TrainError("%s has no fch layer: give a DHN run's caffemodel" % fch_source)
+    kept = [layer for layer in net.layer if layer.name not in ("fch", "fch_bn")]
+    del net.layer[:]
+    net.layer.extend(kept + fch)
+    write_bytes(out_path, net.SerializeToString())
+    return fch_source
+
+
+def final_model(run_or_model):
+    """A run folder's final caffemodel (from its config), or the caffemodel given; TrainError if absent."""
+    path = run_or_model
+    if os.path.isdir(run_or_model):
+        try:
+            with open(os.path.join(run_or_model, "config.json")) as fh:
+                it = json.load(fh)["identity"]["max_iter"]
+        except (OSError, ValueError, KeyError):
+            raise TrainError("%s: not a finished run folder (no config.json): give a run folder or a caffemodel"
+                             % run_or_model) from None
+        path = os.path.join(run_or_model, "snapshots", "dhn_iter_%d.caffemodel" % it)
+    if not os.path.isfile(path):
+        raise TrainError("%s: no trained model there: train that run first (make train ... FEATURES=1)" % path)
+    return path
+
+
+def write_bytes(path, data):
+    with open(path + ".tmp", "wb") as fh:
+        fh.write(data)
+    os.replace(path + ".tmp", path)
+
+
+def schedule(dataset, iters):
+    """(max_iter, stepsize, snapshot, note) of the solver. The authors' schedule is step γ 0.5
+    every 500 of 3,000 iterations; ITERS=N keeps its shape (six halvings), stepsize N/6, and
+    says so (note). Snapshots at least four times a run, so an interrupted short run resumes."""
+    base = dict(netgen.SOLVER_DEFAULTS, **(netgen.DEMO_SOLVER if dataset == "demo" else {}))
+    if not iters:
+        return base["max_iter"], base["stepsize"], base["snapshot"], None
+    ratio = base["stepsize"] / base["max_iter"]
+    stepsize = max(1, int(round(iters * ratio)))
+    snapshot = max(1, min(base["snapshot"], iters // 4))
+    note = ("lr schedule: γ %g every %d iterations (ITERS=%d keeps the default's shape, %d of %d)"
+            % (base["gamma"], stepsize, iters, base["stepsize"], base["max_iter"]))
+    return iters, stepsize, snapshot, note
+
+
+def prepare_run(run_dir, cfg, bb, data_dir, start_iter=0):
     """Write the run's own net, solver and deploy net (generated, with this run's values)."""
     os.makedirs(os.path.join(run_dir, "snapshots"), exist_ok=True)
-    net_variant = "dhn" if variant == "dhn-b" else variant
-    train = netgen.train_net(dataset, bits, net_variant, lambda_=lambda_,
-                             data_dir=os.path.join(data_dir, "train"), batch=batch, backbone=backbone)
-    write_text(os.path.join(run_dir, "train.prototxt"), str(train))
-    write_text(os.path.join(run_dir, "deploy.prototxt"), str(netgen.deploy_net(dataset, bits, backbone=backbone)))
-    extra = dict(netgen.DEMO_SOLVER) if dataset == "demo" else {}
-    if iters:
-        extra["max_iter"] = iters
-        extra["stepsize"] = max(1, min(extra.get("stepsize", netgen.SOLVER_DEFAULTS["stepsize"]), iters // 3 or 1))
-        # at least four snapshots per run, so that an interrupted short run resumes too
-        extra["snapshot"] = max(1, min(extra.get("snapshot", netgen.SOLVER_DEFAULTS["snapshot"]), iters // 4))
-    extra["random_seed"] = seed
-    extra.update(solver_overrides)
+    net_variant = "dhn" if cfg["variant"] == "dhn-b" else cfg["variant"]
+    train_net = netgen.train_net(cfg["dataset"], cfg["bits"], net_variant, lambda_=cfg["lambda"],
+                                 data_dir=os.path.join(data_dir, "train"), batch=cfg["batch"], backbone=bb,
+                                 shuffle=cfg["shuffle"], seed=cfg["seed"], alpha=cfg["alpha"],
+                                 backbone_lr_mult=cfg["backbone_lr_mult"], feature_norm=cfg["feature_norm"],
+                                 start_iter=start_iter)
+    write_text(os.path.join(run_dir, "train.prototxt"), str(train_net))
+    write_text(os.path.join(run_dir, "deploy.prototxt"), str(netgen.deploy_net(cfg["dataset"], cfg["bits"], backbone=bb,
+                                                                                feature_norm=cfg["feature_norm"])))
+    extra = dict(max_iter=cfg["max_iter"], stepsize=cfg["stepsize"], snapshot=cfg["snapshot"],
+                 random_seed=cfg["seed"], gamma=cfg["gamma"])
+    if cfg["dataset"] == "demo":
+        extra["display"] = netgen.DEMO_SOLVER["display"]
     sol = netgen.solver(os.path.abspath(os.path.join(run_dir, "train.prototxt")),
-                        os.path.abspath(os.path.join(run_dir, "snapshots", "dhn")), lr=lr, **extra)
-    if gpu is not None:
+                        os.path.abspath(os.path.join(run_dir, "snapshots", "dhn")), lr=cfg["lr"], **extra)
+    if cfg.get("gpu") is not None:
         sol.solver_mode = sol.GPU
     write_text(os.path.join(run_dir, "solver.prototxt"), str(sol))
     return sol
@@ -178,21 +236,20 @@ def plot_loss(log_path, png_path):
 
 
 def data_transform(train_prototxt):
-    """(crop, BGR mean, scale) of the training net's image Data layer: encoding applies the
-    same transform (Caffe's TEST-phase centre crop), read from the one place that defines it."""
+    """(crop, BGR mean, scale) of the training net's data layer (netgen.data_transform)."""
     from google.protobuf import text_format
     from caffe.proto import caffe_pb2
     net = caffe_pb2.NetParameter()
     with open(train_prototxt) as fh:
         text_format.Merge(fh.read(), net)
-    t = [layer for layer in net.layer if layer.type == "Data"][0].transform_param
-    return t.crop_size, tuple(t.mean_value), t.scale
+    return netgen.data_transform(net)
 
 
 def encode_split(run_dir, weights, data_dir, split, gpu):
     from . import encode
     crop, mean, scale = data_transform(os.path.join(run_dir, "train.prototxt"))
-    z = encode.encode(os.path.join(run_dir, "deploy.prototxt"), weights, os.path.join(data_dir, split, "images"),
+    db = "images" if crop else "features"     # crop None: a frozen-feature run
+    z = encode.encode(os.path.join(run_dir, "deploy.prototxt"), weights, os.path.join(data_dir, split, db),
                       crop=crop, mean_bgr=mean, scale=scale, gpu=gpu)
     os.makedirs(os.path.join(run_dir, "codes"), exist_ok=True)
     encode.save_codes(os.path.join(run_dir, "codes", split), z)
@@ -228,38 +285,153 @@ def foreign_backbone(dataset, spec, mean, scale, weights):
     return bb
 
 
+# ----------------------------------------------------------------------------- provenance
+
+def caffe_build():
+    """The Caffe build in use: its BUILD_INFO (version, variant, python, patches hash)."""
+    info = {"root": os.environ.get("CAFFE_ROOT")}
+    try:
+        for line in open(os.path.join(os.environ["CAFFE_ROOT"], "BUILD_INFO")):
+            key, _, value = line.strip().partition(" ")
+            if key in ("caffe", "variant", "python", "patches"):
+                info[key] = value
+    except (KeyError, OSError):
+        pass
+    return info
+
+
+def project_commit():
+    """The project's git commit, "+dirty" when tracked files differ from it; None outside git."""
+    root = os.environ.get("DHN_ROOT") or os.path.join(os.path.dirname(__file__), "..", "..")
+    try:
+        head = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if head.returncode:
+            return None
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def split_key(split_dir):
+    """A short fingerprint of a converted (or features) split: sha256 of its manifest's key."""
+    import hashlib
+    with open(os.path.join(split_dir, "manifest.json")) as fh:
+        key = json.load(fh).get("key")
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# What makes a run folder one configuration: a re-run with any of these changed is refused.
+IDENTITY = ("dataset", "bits", "variant", "mode", "backbone", "weights_sha256", "features", "lr", "lambda",
+            "alpha", "max_iter", "lr_policy", "gamma", "stepsize", "batch", "seed", "shuffle", "train_split",
+            "backbone_lr_mult", "init_fch", "feature_norm")
+
+
+def check_same_config(run_dir, identity, force_new):
+    """Refuse (TrainError, one line) a run folder trained under another configuration; with
+    force_new, empty it instead. Returns True when the folder already holds this configuration."""
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        return False
+    with open(path) as fh:
+        old = json.load(fh).get("identity")
+    if old == identity:
+        return True
+    if force_new:
+        import shutil
+        shutil.rmtree(run_dir)
+        return False
+    if old is None:
+        what = "an older layout without a recorded configuration"
+    else:
+        diff = [k for k in IDENTITY if old.get(k) != identity.get(k)]
+        what = ", ".join("%s %s -> %s" % (k, old.get(k), identity.get(k)) for k in diff)
+    raise TrainError("%s holds a run of another configuration (%s): pass --force-new (make: FORCE_NEW=1) to "
+                     "start it over, or --run NAME for a new run folder" % (run_dir, what))
+
+
 def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, weights=None,
           data_dir=None, run_dir=None, seed=1234, batch=netgen.BATCH, quiet=False, force=False,
-          query="query", database="database", backbone=None, mean=None, scale=None):
+          query="query", database="database", backbone=None, mean=None, scale=None, features=False,
+          alpha=1.0, shuffle=True, force_new=False, backbone_lr_mult=1.0, init_fch=None, feature_norm=False):
     """The whole job; returns the results dict (see dhn.evaluate). ``backbone``: another Caffe
     net as ``deploy.prototxt:layer`` (with ``weights``, its caffemodel; ``mean`` (BGR) and ``scale``
-    of its inputs, applied as Caffe does: (pixel − mean) × scale)."""
+    of its inputs, applied as Caffe does: (pixel − mean) × scale). ``features``: the frozen-feature
+    mode, fch + losses trained on dhn.features' output for that backbone (``data_dir`` is then
+    the features folder). ``alpha``: θ = α⟨z_i, z_j⟩. ``shuffle``: reshuffle every epoch
+    (dhn_data.ShuffledData) or read in key order (Caffe's Data layer). ``backbone_lr_mult``
+    scales the backbone's lr (0 freezes it). ``init_fch``: fine-tune from the fch of a
+    frozen-feature run (its folder or caffemodel) instead of a random one (warm_start)."""
     if dataset not in netgen.DATASETS:
         raise TrainError("unknown dataset %r (one of %s)" % (dataset, ", ".join(netgen.DATASETS)))
-    bb = foreign_backbone(dataset, backbone, mean, scale, weights) if backbone else None
+    root = os.environ.get("DHN_ROOT", ".")
     lr = netgen.DEMO_LR if (lr is None and dataset == "demo") else (lr or netgen.DEFAULT_LR)
     if lambda_ is None:
         lambda_ = netgen.DEMO_LAMBDA if dataset == "demo" else netgen.DEFAULT_LAMBDA
-    root = os.environ.get("DHN_ROOT", ".")
-    data_dir = data_dir or os.path.join(root, "data", dataset, "lmdb")
-    run_dir = run_dir or os.path.join(root, "runs", run_name(dataset, bits, variant) + ("-" + bb["name"] if bb else ""))
-    results_path = os.path.join(run_dir, "results.json")
-    if os.path.exists(results_path) and not force:
-        print("%s exists: the run is done (pass --force to evaluate again)" % results_path, file=sys.stderr)
-        return json.load(open(results_path))
+    if features:
+        from . import features as feats
+        try:
+            bb_src, weights, fname = feats.backbone_of(dataset, backbone, mean, scale, weights)
+        except feats.FeatureError as e:
+            raise TrainError(str(e)) from None
+        data_dir = data_dir or feats.features_dir(dataset, fname)
+        manifest = os.path.join(data_dir, "train", "manifest.json")
+        if not os.path.exists(manifest):
+            raise TrainError("%s: no features for %s: run `make features DATASET=%s%s` first"
+                             % (data_dir, fname, dataset, " BACKBONE=%s WEIGHTS=%s" % (backbone, weights) if backbone else ""))
+        bb = netgen.features_backbone(fname, json.load(open(manifest))["dim"])
+        spec = backbone or netgen.DATASETS[dataset]["backbone"] + ":fc7"
+        suffix = "-%s-frozen" % bb_src["name"]
+    else:
+        bb = foreign_backbone(dataset, backbone, mean, scale, weights) if backbone else None
+        spec = backbone or netgen.DATASETS[dataset]["backbone"]
+        suffix = "-" + bb["name"] if bb else ""
+        data_dir = data_dir or os.path.join(root, "data", dataset, "lmdb")
+    run_dir = run_dir or os.path.join(root, "runs", run_name(dataset, bits, variant) + suffix)
     for split in ("train", query, database):
         if not os.path.exists(os.path.join(data_dir, split, "manifest.json")):
             raise TrainError("%s: no converted %s split; run `make data DATASET=%s` first"
                              % (os.path.join(data_dir, split), split, dataset))
-    if not bb and netgen.DATASETS[dataset]["backbone"] == "alexnet":
+    if not features and not bb and netgen.DATASETS[dataset]["backbone"] == "alexnet":
         weights = weights or os.path.join(root, "weights", "bvlc_alexnet.caffemodel")
         if not os.path.exists(weights):
             raise TrainError("%s: ImageNet AlexNet weights missing; run `make weights` (or pass --weights)" % weights)
-    sol = prepare_run(run_dir, dataset, bits, variant, lr, lambda_, iters, data_dir, gpu, seed, batch, backbone=bb)
-    config = dict(dataset=dataset, bits=bits, variant=variant, lr=lr, lambda_=lambda_, max_iter=sol.max_iter,
-                  seed=seed, batch=batch, gpu=gpu, weights=weights, data_dir=os.path.abspath(data_dir),
-                  backbone=backbone or netgen.DATASETS[dataset]["backbone"], mean=list(bb["mean"]) if bb else None, scale=bb["scale"] if bb else None)
+    max_iter, stepsize, snapshot, note = schedule(dataset, iters)
+    if note and not quiet:
+        print(note, file=sys.stderr)
+    from .datasets import file_digest
+    identity = dict(dataset=dataset, bits=bits, variant=variant, mode="frozen features" if features else "fine-tuned",
+                    backbone=spec, weights_sha256=file_digest(weights, "sha256") if weights else None,
+                    features=bb["name"] if features else None, lr=lr, alpha=float(alpha),
+                    max_iter=max_iter, lr_policy=netgen.SOLVER_DEFAULTS["lr_policy"],
+                    gamma=netgen.SOLVER_DEFAULTS["gamma"], stepsize=stepsize, batch=batch, seed=seed,
+                    shuffle=bool(shuffle), train_split=split_key(os.path.join(data_dir, "train")),
+                    backbone_lr_mult=float(backbone_lr_mult), init_fch=None, feature_norm=bool(feature_norm),
+                    **{"lambda": 0.0 if variant == "dhn-q" else float(lambda_)})
+    if init_fch:
+        if features:
+            raise TrainError("--init-fch starts a fine-tuning run from a frozen run's fch; this run is frozen itself")
+        identity["init_fch"] = file_digest(final_model(init_fch), "sha256")
+    identity = json.loads(json.dumps(identity))
+    same = check_same_config(run_dir, identity, force_new)
+    results_path = os.path.join(run_dir, "results.json")
+    if same and os.path.exists(results_path) and not force:
+        if not quiet:
+            print("%s exists: the run is done (pass --force to evaluate again)" % results_path, file=sys.stderr)
+        return json.load(open(results_path))
+    cfg = dict(identity, snapshot=snapshot, gpu=gpu)
+    # a resumed run's data layer continues its stream where the snapshot left it
+    start_iter = latest_snapshot(run_dir)[0] if same else 0
+    sol = prepare_run(run_dir, cfg, bb if (features or backbone) else None, data_dir, start_iter=start_iter)
+    config = dict(identity=identity, schedule_note=note, snapshot=snapshot, gpu=gpu,
+                  weights=os.path.abspath(weights) if weights else None, data_dir=os.path.abspath(data_dir),
+                  mean=list(bb["mean"]) if bb and bb.get("mean") else None, scale=bb["scale"] if bb else None,
+                  caffe=caffe_build(), commit=project_commit())
     write_text(os.path.join(run_dir, "config.json"), json.dumps(config, indent=1))
+    if init_fch:   # the backbone's weights + the frozen run's fch: what caffe train starts from
+        warm_start(weights, init_fch, os.path.join(run_dir, "init.caffemodel"))
+        weights = os.path.join(run_dir, "init.caffemodel")
     final = os.path.join(run_dir, "snapshots", "dhn_iter_%d.caffemodel" % sol.max_iter)
     final_state = final[:-len(".caffemodel")] + ".solverstate"
     if not (os.path.exists(final_state) and snapshot_is_whole(final_state)):
@@ -267,10 +439,12 @@ def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, w
         if state and not quiet:
             print("resuming %s from iteration %d" % (run_dir, it), file=sys.stderr)
         run_caffe_train(run_dir, os.path.join(run_dir, "solver.prototxt"), sol.max_iter,
-                        weights=weights, snapshot=state, gpu=gpu, quiet=quiet)
+                        weights=None if features else weights, snapshot=state, gpu=gpu, quiet=quiet)
     plot_loss(os.path.join(run_dir, "train.log"), os.path.join(run_dir, "loss.png"))
+    meta = dict(identity, lambda_=identity["lambda"], query=query, database=database,
+                caffe=config["caffe"], commit=config["commit"], run=os.path.basename(os.path.abspath(run_dir)))
     return evaluate_run(run_dir, dataset, bits, variant, final, data_dir, gpu=gpu, query=query,
-                        database=database, R=DATASET_R.get(dataset), meta=dict(lr=lr, lambda_=lambda_))
+                        database=database, R=DATASET_R.get(dataset), meta=meta)
 
 
 def main(argv=None):
@@ -291,6 +465,18 @@ def main(argv=None):
     ap.add_argument("--run", dest="run_dir", help="run folder (default runs/<dataset>-<bits>-<variant>)")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--force", action="store_true", help="evaluate again even if results.json exists")
+    ap.add_argument("--force-new", action="store_true",
+                    help="start the run folder over when it holds another configuration")
+    ap.add_argument("--features", action="store_true",
+                    help="frozen-feature mode: train fch on `make features` output of the backbone")
+    ap.add_argument("--alpha", type=float, default=1.0, help="θ = α<z_i, z_j> (default 1, the paper's)")
+    ap.add_argument("--backbone-lr-mult", type=float, default=1.0,
+                    help="scale the backbone's learning rate (0 freezes it; fch keeps 10/20)")
+    ap.add_argument("--feature-norm", action="store_true",
+                    help="a BatchNorm between the backbone's features and fch (standardises them)")
+    ap.add_argument("--init-fch", help="fine-tune from the fch of a frozen-feature run (its folder or caffemodel)")
+    ap.add_argument("--no-shuffle", dest="shuffle", action="store_false",
+                    help="read the training split in its stored order (Caffe's Data layer) instead of reshuffling every epoch")
     args = ap.parse_args(argv)
     try:
         res = train(**{k: v for k, v in vars(args).items()})
