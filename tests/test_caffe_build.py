@@ -92,4 +92,9 @@ def test_data_layer_reads_lmdb_of_datums(tmp_path):
     net.forward()
     np.testing.assert_array_equal(net.blobs["data"].data, images.astype(np.float32))
     np.testing.assert_array_equal(net.blobs["label"].data, [0, 10, 20, 30, 40])
-    assert isinstance(caffe_pb2.Datum(), caffe_pb2.Datum)
+    # the protobuf module the tools use reads back what Caffe read: same fields, same bytes
+    with lmdb.open(db, readonly=True, lock=False) as env, env.begin() as txn:
+        datum = caffe_pb2.Datum()
+        datum.ParseFromString(txn.get(b"%08d" % 2))
+    assert (datum.channels, datum.height, datum.width, datum.label) == (3, 4, 6, 20)
+    assert datum.data == images[2].tobytes()

@@ -10,7 +10,9 @@ from test_metrics_reference import ref_aps
 
 @pytest.fixture(autouse=True, params=["kernel", "numpy"])
 def ap_path(request, monkeypatch):
-    """Every test here runs on both AP paths: the C kernel and the numpy fallback."""
+    """Every test here runs with the C kernel enabled and disabled. dhn.metrics routes to the
+    kernel only Hamming AP@R with R ≥ N/2 (shorter R takes the numpy candidate path either way):
+    test_kernel_on_every_branch below calls the kernel directly for the other cases."""
     if request.param == "kernel" and not metrics.hamming_ap.available():
         pytest.skip("no C compiler: the hamming_ap kernel is not built")
     monkeypatch.setattr(metrics, "USE_KERNEL", request.param == "kernel")
@@ -148,3 +150,32 @@ def test_hamming_distances_and_packing():
     # real codes pack by sign, 0 counting as +1
     assert np.array_equal(metrics.pack_codes(np.array([[0.3, -0.1, 0.0, -2.0]])), [[0b10100000]])
     assert np.array_equal(metrics.binarize([[0.3, -0.1, 0.0]]), [[1, -1, 1]])
+
+
+KERNEL_CASES = {
+    # name: (n_query, n_db, bits, classes, multi_label, flip) — one per branch of hamming_ap.c
+    "one_word_codes_one_word_labels_ties": (13, 400, 6, 5, False, 0.3),     # the unrolled fast path
+    "two_word_codes": (9, 300, 70, 4, False, 0.25),                        # general path: codes
+    "two_word_labels": (11, 350, 10, 70, True, 0.3),                       # general path: labels > 64
+    "two_word_codes_and_labels": (7, 250, 100, 130, True, 0.2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KERNEL_CASES))
+@pytest.mark.parametrize("R_of", [lambda n: n, lambda n: n // 2, lambda n: 37, lambda n: 1])
+def test_kernel_on_every_branch(ap_path, name, R_of):
+    """The C kernel itself, against the brute-force reference and the numpy path, on each of its
+    branches (one/two-word codes and labels, ties) and for R = N, N/2 and R ≪ N."""
+    if ap_path != "kernel":
+        pytest.skip("runs once, in the kernel pass")
+    nq, nd, k, c, multi, flip = KERNEL_CASES[name]
+    rng = np.random.default_rng(11)
+    lab = (lambda r, n, cc: multi_hot(r, n, cc, p=0.05)) if multi else one_hot
+    ql, dl = lab(rng, nq, c), lab(rng, nd, c)
+    qc, dc = clustered_codes(rng, ql, k, flip), clustered_codes(rng, dl, k, flip)
+    R = R_of(nd)
+    kernel = metrics.hamming_ap.average_precisions(qc, ql, dc, dl, R, workers=2)
+    assert np.allclose(kernel, ref_aps(qc, ql, dc, dl, R), rtol=0, atol=TOL)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(metrics, "USE_KERNEL", False)
+        assert np.allclose(kernel, metrics.average_precisions(qc, ql, dc, dl, R=R), rtol=0, atol=TOL)

@@ -70,13 +70,20 @@ def write_run(runs, name, **doc):
     (runs / name / "results.json").write_text(json.dumps(doc))
 
 
+CONFIG = dict(mode="fine-tuned", backbone="alexnet", max_iter=3000, alpha=1.0, shuffle=True, backbone_lr_mult=1.0,
+              init_fch=None, batch=64, lr=2e-5, database="database", query="query", features=None)
+
+
 def test_report_table(tmp_path, capsys):
     runs = tmp_path / "runs"
-    write_run(runs, "cifar10-12-dhn", dataset="cifar10", bits=12, variant="dhn", map=0.5, R=54000, n_database=54000)
-    write_run(runs, "cifar10-48-dhn-b", dataset="cifar10", bits=48, variant="dhn-b", map=0.6, R=54000, n_database=54000)
-    # two runs of one cell are averaged, never maxed
-    write_run(runs, "nus-a", dataset="nuswide21", bits=24, variant="dhn", map=0.70, R=5000, n_database=149736)
-    write_run(runs, "nus-b", dataset="nuswide21", bits=24, variant="dhn", map=0.72, R=5000, n_database=149736)
+    write_run(runs, "cifar10-12-dhn", dataset="cifar10", bits=12, variant="dhn", map=0.5, R=54000, n_database=54000,
+              seed=1, **CONFIG, **{"lambda": 10.0})
+    write_run(runs, "cifar10-48-dhn-b", dataset="cifar10", bits=48, variant="dhn-b", map=0.6, R=54000,
+              n_database=54000, seed=1, **CONFIG, **{"lambda": 10.0})
+    # two seeds of one configuration are averaged, never maxed
+    for seed, m in ((1, 0.70), (2, 0.72)):
+        write_run(runs, "nus-s%d" % seed, dataset="nuswide21", bits=24, variant="dhn", map=m, R=5000,
+                  n_database=183234, seed=seed, **CONFIG, **{"lambda": 10.0})
     write_run(runs, "broken", dataset="cifar10")          # skipped, with a note on stderr
     os.makedirs(runs / "sweep-cifar10-48" / "lr1e-05-lambda1")   # grid runs are not read
     (runs / "sweep-cifar10-48" / "lr1e-05-lambda1" / "results.json").write_text(
@@ -84,14 +91,47 @@ def test_report_table(tmp_path, capsys):
     report.main(["--runs", str(runs)])
     text = (runs / "report.md").read_text()
     assert text in capsys.readouterr().out     # printed as well as written
+    assert (runs / "report_map_vs_bits.png").exists()
     lines = text.splitlines()
     cifar = lines.index("## CIFAR-10 (MAP over the whole database)")
-    assert lines[cifar + 2] == "| variant | 12 bits | 24 bits | 32 bits | 48 bits |"
-    assert lines[cifar + 4] == "| DHN | 0.500 / 0.555 | — / 0.594 | — / 0.603 | — / 0.621 |"
-    assert lines[cifar + 5] == "| DHN-B | — / — | — / — | — / — | 0.600 / — |"
+    assert lines[cifar + 2] == "| configuration | 12 bits | 24 bits | 32 bits | 48 bits |"
+    assert lines[cifar + 4] == "| DHN — paper | 0.555 | 0.594 | 0.603 | 0.621 |"
+    assert lines[cifar + 5] == "| DHN — lr 2e-05, λ 10 | 0.500 | — | — | — |"
+    assert lines[cifar + 6] == "| DHN-B — lr 2e-05, λ 10 | — | — | — | 0.600 |"
     nus = lines.index("## NUS-WIDE (21 concepts) (MAP@5000)")
-    assert lines[nus + 4] == "| DHN | — / 0.708 | 0.710 ±0.014, 2 runs / 0.735 | — / 0.748 | — / 0.758 |"
+    # only the 48-bit number has a source; the protocol difference is said
+    assert lines[nus + 4] == "| DHN — paper | — | — | — | 0.758 |"
+    assert lines[nus + 5] == "| DHN — lr 2e-05, λ 10 | — | 0.710 ± 0.014 (2) | — | — |"
+    assert any(line.startswith("Protocol: database = all images outside train/query (183,234)") for line in lines)
     assert "0.99" not in text and "broken" not in text
+
+
+def test_report_keeps_configurations_apart(tmp_path):
+    # the case a reviewer found: a short SqueezeNet run on a database subset in the AlexNet cell
+    runs = tmp_path / "runs"
+    write_run(runs, "alexnet", dataset="cifar10", bits=48, variant="dhn", map=0.60, R=54000, n_database=54000,
+              seed=1, **CONFIG, **{"lambda": 10.0})
+    other = dict(CONFIG, backbone="/x/squeezenet_v1.0_dc/deploy.prototxt:pool_final", max_iter=150, lr=1e-4,
+                 database="database_5400")
+    write_run(runs, "squeeze", dataset="cifar10", bits=48, variant="dhn", map=0.178, R=5400, n_database=5400,
+              seed=1, **other, **{"lambda": 10.0})
+    frozen = dict(CONFIG, mode="frozen features", features="squeezenet_v1.0_dc-pool_final", lr=1e-3)
+    for seed, m in ((1, 0.40), (2, 0.42), (3, 0.44)):
+        write_run(runs, "frozen-s%d" % seed, dataset="cifar10", bits=48, variant="dhn", map=m, R=54000,
+                  n_database=54000, seed=seed, **frozen, **{"lambda": 1.0})
+    text = report.tables(report.load_runs(str(runs)))
+    rows = [line for line in text.splitlines() if line.startswith("| DHN —")]
+    assert "| DHN — lr 2e-05, λ 10 | — | — | — | 0.600 |" in rows
+    assert ("| DHN — backbone squeezenet_v1.0_dc:pool_final, 150 iterations, database database_5400 (5,400 images), "
+            "lr 0.0001, λ 10 | — | — | — | 0.178 |") in rows
+    assert "| DHN — frozen features, lr 0.001, λ 1 | — | — | — | 0.420 ± 0.020 (3) |" in rows
+
+
+def test_unrecorded_configuration_is_its_own_row(tmp_path):
+    runs = tmp_path / "runs"
+    write_run(runs, "old", dataset="cifar10", bits=48, variant="dhn", map=0.3, R=54000, n_database=54000)
+    text = report.tables(report.load_runs(str(runs)))
+    assert "| DHN — configuration not recorded (old) | — | — | — | 0.300 |" in text
 
 
 def test_report_without_runs(tmp_path):

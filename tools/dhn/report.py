@@ -1,12 +1,18 @@
-"""`make report`: gather runs/*/results.json into markdown tables laid out like the paper's:
-one table per dataset, rows = variants, columns = code lengths, our MAP beside the paper's.
+"""`make report`: gather runs/*/results.json into tables laid out like the paper's, with every
+number traceable to the configuration that produced it.
 
 python -m dhn.report [--runs runs] [--out runs/report.md]
 
-A cell is "ours / paper". Several runs of one (dataset, variant, bits) are averaged and their
-count shown ("0.612 ±0.004, 3 runs"): never the best of them (../shared/README.md §3).
-Only top-level run folders count (runs/NAME/results.json); sweep grids (runs/sweep-*/...) are
-validation results and are not read.
+One table per dataset; columns are code lengths. Each row is one configuration: a variant plus
+everything that sets it apart from the paper's setting (backbone, frozen features, iterations,
+database, lr, λ, ...), read from the run's own results.json. Runs are averaged only when their
+configurations are identical but for the seed ("0.612 ± 0.004 (3)", sample s.d.); never the best
+of them (../shared/README.md §3 lists that pitfall). A run without a recorded configuration (an
+older layout) gets a row of its own, marked so. The paper's row holds only numbers a cited source
+gives (PAPER_SOURCES); every other paper cell is "—". Baselines on a backbone's features
+(dhn.baselines: LSH, cosine) found in runs/baselines-*/ are added under their database.
+Also writes report_map_vs_bits.png beside the report. Sweep grids (runs/sweep-*) are validation
+results and are not read.
 """
 import argparse
 import glob
@@ -22,18 +28,33 @@ DATASET_ORDER = ("cifar10", "nuswide21", "flickr25k")
 TITLES = {"cifar10": "CIFAR-10", "nuswide21": "NUS-WIDE (21 concepts)", "flickr25k": "MIRFlickr-25K"}
 VARIANT_NAMES = {"dhn": "DHN", "dhn-b": "DHN-B", "dhn-q": "DHN-Q", "dhn-e": "DHN-E"}
 
-# MAP of DHN in the paper (Zhu et al., AAAI 2016, Table 1) at 12/24/32/48 bits, as given in
-# issue 6. The ablation variants' numbers are left out: not known here with certainty.
+# DHN's MAP (Hamming ranking) as a source available to the project gives it, with that source.
+# CIFAR-10: Zhu et al., "Deep Hashing Network for Efficient Similarity Retrieval", AAAI 2016,
+# Table 1, reprinted in Lu et al., "Deep Binary Representation for Efficient Image Retrieval",
+# Advances in Multimedia 2017, Table 3. NUS-WIDE 48 bits: the "paper" column of the README of
+# swuxyj/DeepHash-pytorch. No source at hand confirms DHN's NUS-WIDE 12-32 bits, its Flickr row
+# or any DHN-B/-Q/-E number: those cells stay "—".
 PAPER = {
-    ("cifar10", "dhn"): (0.555, 0.594, 0.603, 0.621),
-    ("nuswide21", "dhn"): (0.708, 0.735, 0.748, 0.758),
-    ("flickr25k", "dhn"): (0.721, 0.733, 0.740, 0.747),
+    ("cifar10", "dhn"): {12: 0.555, 24: 0.594, 32: 0.603, 48: 0.621},
+    ("nuswide21", "dhn"): {48: 0.758},
 }
+PAPER_SOURCES = {
+    "cifar10": "Zhu et al. 2016, Table 1, as reprinted in Lu et al. 2017 (Adv. Multimedia), Table 3",
+    "nuswide21": "48 bits only: the paper column of swuxyj/DeepHash-pytorch's README",
+}
+# Where our protocol differs from the authors' whatever the run (../shared/README.md §3).
+PROTOCOL_NOTES = {
+    "nuswide21": "database = all images outside train/query (183,234), the authors' lists had 149,736",
+    "flickr25k": "split 4,000 train / 1,000 query / rest database (no official DHN split)",
+}
+# The paper's setting, against which each row says what differs.
+PAPER_SETTING = {"backbone": "alexnet", "mode": "fine-tuned", "max_iter": 3000, "alpha": 1.0, "shuffle": True,
+                 "backbone_lr_mult": 1.0, "init_fch": None, "batch": 64}
+FULL_DATABASE = {"cifar10": 54000}
 
 
 def paper_map(dataset, variant, bits):
-    row = PAPER.get((dataset, variant))
-    return row[BITS.index(bits)] if row and bits in BITS else None
+    return PAPER.get((dataset, variant), {}).get(bits)
 
 
 def load_runs(runs_dir):
@@ -56,46 +77,174 @@ def load_runs(runs_dir):
     return runs
 
 
-def _cell(maps, paper):
+def load_baselines(runs_dir):
+    out = []
+    for path in sorted(glob.glob(os.path.join(runs_dir, "baselines-*", "baselines.json"))):
+        with open(path) as fh:
+            out.append(dict(json.load(fh), name=os.path.basename(os.path.dirname(path))))
+    return out
+
+
+def _short(spec):
+    """A backbone spec's short name: 'alexnet', or the model folder / file of DEPLOY:LAYER."""
+    if not spec or ":" not in spec:
+        return spec
+    path, _, layer = spec.rpartition(":")
+    name = os.path.splitext(os.path.basename(path))[0]
+    if name in ("deploy", "train_val"):
+        name = os.path.basename(os.path.dirname(path))
+    return "%s:%s" % (name, layer)
+
+
+def setting(run):
+    """The row label's tail: how the run's configuration differs from the paper's, plus lr and λ
+    (which the paper cross-validated). None for a run without a recorded configuration."""
+    if "lr" not in run or "mode" not in run:
+        return None
+    parts = []
+    backbone = run.get("backbone")
+    if backbone and backbone != PAPER_SETTING["backbone"]:
+        parts.append("backbone " + _short(backbone))
+    if run.get("mode") != PAPER_SETTING["mode"]:
+        parts.append(run["mode"])
+    if run.get("max_iter") != PAPER_SETTING["max_iter"]:
+        parts.append("%s iterations" % run.get("max_iter"))
+    if run.get("alpha", 1.0) != 1.0:
+        parts.append("α %g" % run["alpha"])
+    if run.get("shuffle") is False:
+        parts.append("no reshuffle")
+    if run.get("backbone_lr_mult", 1.0) != 1.0:
+        parts.append("backbone lr ×%g" % run["backbone_lr_mult"])
+    if run.get("init_fch"):
+        parts.append("fch warm-started from a frozen run")
+    if run.get("batch", 64) != 64:
+        parts.append("batch %d" % run["batch"])
+    full = FULL_DATABASE.get(run["dataset"])
+    if run.get("database", "database") != "database" or (full and run.get("n_database") not in (None, full)):
+        parts.append("database %s (%s images)" % (run.get("database", "?"), format(run.get("n_database", 0), ",")))
+    parts.append("lr %g, λ %g" % (run["lr"], run.get("lambda", run.get("lambda_", 0))))
+    return ", ".join(parts)
+
+
+GROUP_IGNORES = ("seed", "map", "run", "weights", "eval_seconds", "precision_hamming2", "pr_curve", "precision_at_n",
+                 "commit", "caffe", "random_ranking_map", "demo_seconds", "bits")
+
+
+def config_key(run):
+    """What must be equal for two runs to share a cell: everything recorded but the seed, the
+    results and where/with which commit it ran. A run without a recorded configuration is its own."""
+    if setting(run) is None:
+        return ("unrecorded", run["run"])
+    return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in run.items() if k not in GROUP_IGNORES))
+
+
+def _cell(maps):
     if not maps:
-        ours = "—"
-    elif len(maps) == 1:
-        ours = "%.3f" % maps[0]
-    else:
-        ours = "%.3f ±%.3f, %d runs" % (np.mean(maps), np.std(maps, ddof=1), len(maps))
-    return "%s / %s" % (ours, "—" if paper is None else "%.3f" % paper)
+        return "—"
+    if len(maps) == 1:
+        return "%.3f" % maps[0]
+    return "%.3f ± %.3f (%d)" % (np.mean(maps), np.std(maps, ddof=1), len(maps))
 
 
 def _depth(runs):
-    """How deep the MAP looked, from the runs' own R: "MAP@5000" or "MAP over the whole database"."""
     depths = sorted({"all" if r.get("R") in (None, r.get("n_database")) else str(r["R"]) for r in runs})
     return "MAP over the whole database" if depths == ["all"] else "MAP@" + "/".join(depths)
 
 
-def tables(runs):
+def rows_of(mine):
+    """[(label, variant, {bits: [maps]}, runs)] — one row per (variant, configuration but bits/seed)."""
+    groups = {}
+    for r in mine:
+        key = (r["variant"], config_key(dict(r, bits=None)))
+        groups.setdefault(key, []).append(r)
+    rows = []
+    for (variant, _), runs in groups.items():
+        tail = setting(runs[0])
+        label = "%s — %s" % (VARIANT_NAMES.get(variant, variant), tail if tail else "configuration not recorded (%s)"
+                                % runs[0]["run"])
+        cells = {}
+        for r in runs:
+            cells.setdefault(int(r["bits"]), []).append(r["map"])
+        rows.append((label, variant, cells, runs))
+    order = {v: i for i, v in enumerate(VARIANTS)}
+    return sorted(rows, key=lambda row: (order.get(row[1], len(order)), row[0]))
+
+
+def tables(runs, baselines=()):
     """Markdown text: one table per dataset that has runs."""
     datasets = sorted({r["dataset"] for r in runs},
                       key=lambda d: (DATASET_ORDER.index(d) if d in DATASET_ORDER else len(DATASET_ORDER), d))
-    out = ["# MAP: ours / paper", "",
-           "Each cell: our MAP / the paper's (— = no run yet, or no paper number known here).", ""]
+    out = ["# MAP of Hamming ranking: ours and the paper's", "",
+           "Each row is one configuration; a cell averages the runs that differ only by seed (mean ± s.d. (runs)). "
+           "The paper's row holds only numbers a cited source gives (— otherwise).", ""]
     for ds in datasets:
         mine = [r for r in runs if r["dataset"] == ds]
         bits = sorted(set(BITS) | {int(r["bits"]) for r in mine}) if ds in DATASET_ORDER else \
             sorted({int(r["bits"]) for r in mine})
-        variants = list(VARIANTS) + sorted({r["variant"] for r in mine} - set(VARIANTS))
         out += ["## %s (%s)" % (TITLES.get(ds, ds), _depth(mine)), "",
-                "| variant | " + " | ".join("%d bits" % b for b in bits) + " |",
+                "| configuration | " + " | ".join("%d bits" % b for b in bits) + " |",
                 "|---" * (len(bits) + 1) + "|"]
-        for v in variants:
-            cells = [_cell([r["map"] for r in mine if r["variant"] == v and int(r["bits"]) == b],
-                           paper_map(ds, v, b)) for b in bits]
-            out.append("| %s | %s |" % (VARIANT_NAMES.get(v, v), " | ".join(cells)))
+        for v in VARIANTS:
+            if (ds, v) in PAPER:
+                out.append("| %s — paper | %s |" % (VARIANT_NAMES[v], " | ".join(
+                    "—" if paper_map(ds, v, b) is None else "%.3f" % paper_map(ds, v, b) for b in bits)))
+        for label, _, cells, _ in rows_of(mine):
+            out.append("| %s | %s |" % (label, " | ".join(_cell(cells.get(b, [])) for b in bits)))
+        for bl in baselines:
+            if bl.get("dataset", ds) != ds or not any(r.get("n_database") == bl["n_database"] for r in mine):
+                continue
+            feats = os.path.basename(bl["features"])
+            lsh = {int(k): v for k, v in bl["lsh"].items()}
+            out.append("| LSH on %s features, database %s (%s) | %s |" % (
+                feats, bl["database"], format(bl["n_database"], ","), " | ".join(_cell(lsh.get(b, [])) for b in bits)))
+            out.append("| cosine on %s features (real-valued), database %s | %s |" % (
+                feats, bl["database"], " | ".join("%.3f" % bl["cosine"] for _ in bits)))
         out.append("")
+        if ds in PAPER_SOURCES:
+            out.append("Paper numbers: " + PAPER_SOURCES[ds] + ".")
+        if ds in PROTOCOL_NOTES:
+            out.append("Protocol: " + PROTOCOL_NOTES[ds] + ".")
         out.append("Runs: " + ", ".join(sorted(r["run"] for r in mine)))
         out.append("")
     if not datasets:
         out += ["No runs yet: train one with `make train DATASET=... BITS=... VARIANT=...`.", ""]
     return "\n".join(out)
+
+
+def plot(runs, baselines, png):
+    """MAP vs bits, one line per (dataset, configuration), baselines dashed."""
+    if not runs:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for ds in sorted({r["dataset"] for r in runs}):
+        mine = [r for r in runs if r["dataset"] == ds]
+        for label, _, cells, _ in rows_of(mine):
+            b = sorted(cells)
+            ax.errorbar(b, [np.mean(cells[k]) for k in b], yerr=[np.std(cells[k], ddof=1) if len(cells[k]) > 1 else 0
+                                                                 for k in b], marker="o", capsize=3, label=label[:70])
+        for v in VARIANTS:
+            if (ds, v) in PAPER:
+                pts = sorted(PAPER[(ds, v)].items())
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "k:", marker="x", label="%s paper" % VARIANT_NAMES[v])
+        for bl in baselines:
+            if any(r.get("n_database") == bl["n_database"] for r in mine):
+                lsh = sorted((int(k), np.mean(v)) for k, v in bl["lsh"].items())
+                ax.plot([p[0] for p in lsh], [p[1] for p in lsh], "--", marker="s", color="gray",
+                        label="LSH (%s)" % bl["database"])
+                ax.axhline(bl["cosine"], ls="-.", color="gray", lw=1, label="cosine (%s)" % bl["database"])
+    ax.set_xlabel("bits")
+    ax.set_ylabel("MAP")
+    ax.set_xticks(BITS)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, loc="best")
+    fig.tight_layout()
+    fig.savefig(png + ".tmp.png", dpi=110)
+    plt.close(fig)
+    os.replace(png + ".tmp.png", png)
+    return png
 
 
 def main(argv=None):
@@ -104,14 +253,16 @@ def main(argv=None):
     ap.add_argument("--runs", default=os.path.join(root, "runs"))
     ap.add_argument("--out", default=None, help="default: RUNS/report.md")
     args = ap.parse_args(argv)
-    text = tables(load_runs(args.runs))
+    runs, baselines = load_runs(args.runs), load_baselines(args.runs)
+    text = tables(runs, baselines)
     out = args.out or os.path.join(args.runs, "report.md")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out + ".tmp", "w") as fh:
         fh.write(text)
     os.replace(out + ".tmp", out)
     print(text)
-    print("wrote %s" % out, file=sys.stderr)
+    png = plot(runs, baselines, os.path.splitext(out)[0] + "_map_vs_bits.png")
+    print("wrote %s%s" % (out, " and " + png if png else ""), file=sys.stderr)
 
 
 if __name__ == "__main__":
