@@ -13,7 +13,8 @@ VARIANT ?= dhn
 CUDA ?= $(if $(GPU),1,0)
 export CUDA CUDA_ARCH
 TRAIN_ARGS = $(if $(LR),--lr $(LR)) $(if $(LAMBDA),--lambda $(LAMBDA)) $(if $(ITERS),--iters $(ITERS)) $(if $(GPU),--gpu $(GPU)) \
-             $(if $(ALPHA),--alpha $(ALPHA)) $(if $(SEED),--seed $(SEED)) $(if $(filter 1,$(FEATURES)),--features)
+             $(if $(ALPHA),--alpha $(ALPHA)) $(if $(SEED),--seed $(SEED)) $(if $(filter 1,$(FEATURES)),--features) \
+             $(if $(filter 1,$(FEATURE_NORM)),--feature-norm) $(if $(filter 0,$(FEATURE_NORM)),--no-feature-norm)
 MODEL_ARGS = $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(BACKBONE),--backbone $(BACKBONE)) $(if $(MEAN),--mean $(MEAN)) $(if $(SCALE),--scale $(SCALE))
 RUN_ARGS = $(if $(RUN),--run $(RUN)) $(if $(filter 1,$(FORCE_NEW)),--force-new)
 

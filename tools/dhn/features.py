@@ -116,7 +116,7 @@ def extract_split(split_dir, out_dir, bb, weights, batch=64, gpu=None, progress=
     return manifest
 
 
-def extract( splits=("train", "query", "database"), spec=None, weights=None, mean=None, scale=None,
+def extract(dataset, splits=("train", "query", "database"), spec=None, weights=None, mean=None, scale=None,
             data_dir=None, out=None, batch=64, gpu=None, progress=True):
     """Features of each split; returns (features folder, {split: manifest})."""
     bb, weights, name = backbone_of(dataset, spec, mean, scale, weights)
