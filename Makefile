@@ -18,7 +18,7 @@ TRAIN_ARGS = $(if $(LR),--lr $(LR)) $(if $(LAMBDA),--lambda $(LAMBDA)) $(if $(IT
 MODEL_ARGS = $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(BACKBONE),--backbone $(BACKBONE)) $(if $(MEAN),--mean $(MEAN)) $(if $(SCALE),--scale $(SCALE))
 RUN_ARGS = $(if $(RUN),--run $(RUN)) $(if $(filter 1,$(FORCE_NEW)),--force-new)
 
-.PHONY: setup system-deps venv caffe test demo train sweep features weights data report bench prototxt gpu-bundle clean-caffe
+.PHONY: setup system-deps venv caffe test demo train sweep features search gallery table-cpu weights data report bench prototxt gpu-bundle clean-caffe
 
 setup: system-deps venv caffe
 	@$(ENV) echo "dhn: ready. venv: $$DHN_VENV  caffe: $$CAFFE_ROOT  (wrapper: tools/caffe)"
@@ -55,6 +55,17 @@ sweep:
 
 features:
 	$(ENV) python -m dhn.features --dataset $(DATASET) $(MODEL_ARGS)
+
+# use a trained run: RUN=runs/NAME IMAGE="a.jpg b.png" [TOP=20] [RADIUS=2]
+search:
+	$(ENV) python -m dhn.search --run $(RUN) $(IMAGE) $(if $(TOP),--top $(TOP)) $(if $(RADIUS),--radius $(RADIUS))
+
+gallery:
+	$(ENV) python -m dhn.gallery --run $(RUN)
+
+# the real-data table in the frozen-feature mode (BACKBONE= WEIGHTS= a pretrained Caffe model)
+table-cpu:
+	$(ENV) python -m dhn.table --dataset $(DATASET) $(MODEL_ARGS) $(if $(ITERS),--iters $(ITERS))
 
 weights:
 	$(ENV) python -m dhn.weights

@@ -49,6 +49,13 @@ if [ ! -f "$root/.debootstrap-complete" ]; then
   touch "$root/.debootstrap-complete"
 fi
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# Extra CA certificates the host trusts (here: a TLS-intercepting egress proxy to PyPI) are
+# trusted in the chroot too, so that pip reaches PyPI from it as from the host.
+if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  chroot "$root" update-ca-certificates >> "$log" 2>&1 || true
+fi
 
 for m in proc dev dev/pts; do
   mkdir -p "$root/$m"

@@ -1,4 +1,4 @@
-"""AP@R of Hamming ranking in one O(N) pass per query, from the C kernel hamming_ap.c.
+"""AP@R and the top k of Hamming ranking in one O(N) pass per query, from the C kernel hamming_ap.c.
 
 The metrics module's conventions hold (ties in database order, AP over the relevant items within
 the top R, 0 for a query without any). The kernel is compiled with the system's C compiler on
@@ -46,6 +46,9 @@ def _load():
     lib.hamming_ap.argtypes = [p, p, ctypes.c_int64, ctypes.c_int32, p, p, ctypes.c_int32, ctypes.c_int32,
                                ctypes.c_int64, ctypes.c_int64, p, p, p]
     lib.hamming_ap.restype = None
+    lib.hamming_topk.argtypes = [p, p, ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, ctypes.c_int64,
+                                 ctypes.c_int64, p, p, p]
+    lib.hamming_topk.restype = None
     _lib = lib
     return lib
 
@@ -77,7 +80,31 @@ def average_precisions(query_codes, query_labels, db_codes, db_labels, R, worker
                        dbl.ctypes.data, ql.shape[1], k, R, e - s, ap[s:e].ctypes.data,
                        dist.ctypes.data, rel.ctypes.data)
 
+    _parallel(nq, workers, part)
+    return ap
+
+
+def _parallel(nq, workers, part):
     bounds = np.linspace(0, nq, max(1, min(workers, nq)) + 1).astype(int)
+    if len(bounds) == 2:
+        part(0, nq)
+        return
     with ThreadPoolExecutor(len(bounds) - 1) as pool:
         list(pool.map(lambda i: part(bounds[i], bounds[i + 1]), range(len(bounds) - 1)))
-    return ap
+
+
+def top_k(query_words, db_words, bits, k, workers=2):
+    """(nq×k int64 indices, nq×k int32 distances) of the Hamming ranking's top k, ties in database
+    order; inputs are packed words (_words). Ranks past the database size hold -1."""
+    lib = _load()
+    qw, dbw = np.ascontiguousarray(query_words, np.uint64), np.ascontiguousarray(db_words, np.uint64)
+    nq, n = len(qw), len(dbw)
+    idx, dist = np.empty((nq, k), np.int64), np.empty((nq, k), np.int32)
+
+    def part(s, e):
+        scratch = np.empty(n, np.uint16)
+        lib.hamming_topk(qw[s:e].ctypes.data, dbw.ctypes.data, n, qw.shape[1], bits, k, e - s,
+                         idx[s:e].ctypes.data, dist[s:e].ctypes.data, scratch.ctypes.data)
+
+    _parallel(nq, workers, part)
+    return idx, dist

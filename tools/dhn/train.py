@@ -265,9 +265,11 @@ def evaluate_run(run_dir, dataset, bits, variant, weights, data_dir, gpu=None, q
     lq = convert.read_split_labels(os.path.join(data_dir, query))
     ld = convert.read_split_labels(os.path.join(data_dir, database))
     results = evaluate.evaluate_codes(zq, lq, zd, ld, R=R, binary=(variant != "dhn-b"))
-    evaluate.write_results(run_dir, results, dict(meta or {}, dataset=dataset, bits=bits, variant=variant,
-                                                  weights=os.path.relpath(weights, run_dir)))
-    return results
+    doc = evaluate.write_results(run_dir, results, dict(meta or {}, dataset=dataset, bits=bits, variant=variant,
+                                                        weights=os.path.relpath(weights, run_dir)))
+    from . import gallery
+    gallery.write_gallery(run_dir)     # what the codes retrieve, for a seeded sample of queries
+    return doc
 
 
 def foreign_backbone(dataset, spec, mean, scale, weights):
@@ -426,13 +428,15 @@ def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, w
         if not quiet:
             print("%s exists: the run is done (pass --force to evaluate again)" % results_path, file=sys.stderr)
         return json.load(open(results_path))
+    img_bb = bb_src if features else bb   # what takes the images: the frozen run's backbone, or the net's
     cfg = dict(identity, snapshot=snapshot, gpu=gpu)
     # a resumed run's data layer continues its stream where the snapshot left it
     start_iter = latest_snapshot(run_dir)[0] if same else 0
     sol = prepare_run(run_dir, cfg, bb if (features or backbone) else None, data_dir, start_iter=start_iter)
     config = dict(identity=identity, schedule_note=note, snapshot=snapshot, gpu=gpu,
                   weights=os.path.abspath(weights) if weights else None, data_dir=os.path.abspath(data_dir),
-                  mean=list(bb["mean"]) if bb and bb.get("mean") else None, scale=bb["scale"] if bb else None,
+                  mean=list(img_bb["mean"]) if img_bb and img_bb.get("mean") else None,
+                  scale=img_bb["scale"] if img_bb else None,
                   caffe=caffe_build(), commit=project_commit())
     write_text(os.path.join(run_dir, "config.json"), json.dumps(config, indent=1))
     if init_fch:   # the backbone's weights + the frozen run's fch: what caffe train starts from
@@ -470,6 +474,9 @@ def main(argv=None):
     ap.add_argument("--data", dest="data_dir", help="converted dataset folder (default data/<dataset>/lmdb)")
     ap.add_argument("--run", dest="run_dir", help="run folder (default runs/<dataset>-<bits>-<variant>)")
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--query", default="query", help="the split of queries (default query)")
+    ap.add_argument("--database", default="database",
+                    help="the database split (default database; e.g. a dhn.subset one, said in results and report)")
     ap.add_argument("--force", action="store_true", help="evaluate again even if results.json exists")
     ap.add_argument("--force-new", action="store_true",
                     help="start the run folder over when it holds another configuration")

@@ -1,0 +1,112 @@
+"""The frozen-feature mode on generated data with a small foreign backbone saved from random init:
+features equal pycaffe's TEST-phase forward of the centre crops, they land in float-Datum LMDBs
+that Caffe's Data layer and our data layer read, a frozen run trains on them and beats random
+ranking, and the search of a frozen run goes through its backbone."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from dhn import baselines, convert, demo, encode, features, lmdb_io, netgen, search, synthetic, train
+import datagen
+
+SMALL_DEPLOY = """name: "smallnet"
+layer { name: "img" type: "Input" top: "img" input_param { shape { dim: 1 dim: 3 dim: 28 dim: 28 } } }
+layer { name: "c1" type: "Convolution" bottom: "img" top: "c1"
+        convolution_param { num_output: 16 kernel_size: 5 stride: 2 weight_filler { type: "xavier" } } }
+layer { name: "r1" type: "ReLU" bottom: "c1" top: "c1" }
+layer { name: "feat" type: "InnerProduct" bottom: "c1" top: "feat"
+        inner_product_param { num_output: 64 weight_filler { type: "xavier" } } }
+layer { name: "feat_relu" type: "ReLU" bottom: "feat" top: "feat" }
+layer { name: "cls" type: "InnerProduct" bottom: "feat" top: "cls" inner_product_param { num_output: 10 } }
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    import caffe
+    root = str(tmp_path_factory.mktemp("feat"))
+    deploy = os.path.join(root, "smallnet", "deploy.prototxt")
+    os.makedirs(os.path.dirname(deploy))
+    open(deploy, "w").write(SMALL_DEPLOY)
+    caffe.set_mode_cpu()
+    model = os.path.join(root, "smallnet.caffemodel")
+    caffe.Net(deploy, caffe.TEST).save(model)
+    list_file = synthetic.write_dataset(root, 360, seed=9)
+    order = np.random.default_rng(1).permutation(360)
+    split = {"train": order[:240], "query": order[240:280], "database": order[280:]}
+    data = os.path.join(root, "lmdb")
+    convert.convert_list(list_file, root, data, split, num_labels=len(synthetic.CONCEPTS), size=synthetic.SIZE,
+                         progress=False)
+    spec = deploy + ":feat"
+    out, manifests = features.extract("demo", ("train", "query", "database"), spec, model, mean=(128, 128, 128),
+                                      scale=1 / 128, data_dir=data, out=os.path.join(root, "features"),
+                                      progress=False)
+    return dict(root=root, deploy=deploy, model=model, data=data, spec=spec, features=out, manifests=manifests,
+                list=list_file)
+
+
+def test_features_are_the_backbones_test_phase_output(setup):
+    import caffe
+    feats = baselines.read_features(os.path.join(setup["features"], "query"))
+    assert feats.shape == (40, 64) and setup["manifests"]["query"]["dim"] == 64
+    net = caffe.Net(setup["deploy"], caffe.TEST, weights=setup["model"])
+    imgs = [lmdb_io.datum_array(d) for d in lmdb_io.read(os.path.join(setup["data"], "query", "images"))]
+    net.blobs["img"].reshape(len(imgs), 3, 28, 28)
+    net.blobs["img"].data[...] = (np.stack([encode.centre_crop(i, 28) for i in imgs]).astype(np.float32) - 128) / 128
+    net.forward()
+    np.testing.assert_allclose(feats, net.blobs["feat"].data.reshape(40, -1), rtol=1e-5, atol=1e-6)
+    # labels and record order copied from the image split
+    np.testing.assert_array_equal(convert.read_split_labels(os.path.join(setup["features"], "query")),
+                                  convert.read_split_labels(os.path.join(setup["data"], "query")))
+    assert open(os.path.join(setup["features"], "query", "records.txt")).read() == \
+        open(os.path.join(setup["data"], "query", "records.txt")).read()
+    m = json.load(open(os.path.join(setup["features"], "query", "manifest.json")))
+    assert m["complete"] and m["databases"] == ["features", "labels"]
+
+
+def test_caffes_data_layer_reads_the_feature_lmdb(setup, tmp_path):
+    import caffe
+    split = os.path.join(setup["features"], "train")
+    (tmp_path / "n.prototxt").write_text(
+        'layer { name: "d" type: "Data" top: "f" data_param { source: "%s/features" backend: LMDB batch_size: 240 } }'
+        % split)
+    net = caffe.Net(str(tmp_path / "n.prototxt"), caffe.TEST)
+    net.forward()
+    np.testing.assert_array_equal(net.blobs["f"].data.reshape(240, -1), baselines.read_features(split))
+
+
+def test_a_rerun_is_a_noop(setup):
+    out, manifests = features.extract("demo", ("query",), setup["spec"], setup["model"], mean=(128, 128, 128),
+                                      scale=1 / 128, data_dir=setup["data"], out=setup["features"], progress=False)
+    assert manifests["query"]["created"] == setup["manifests"]["query"]["created"]
+
+
+def test_frozen_run_trains_on_features_and_beats_random(setup):
+    run = os.path.join(setup["root"], "frozen")
+    res = train.train("demo", 16, "dhn", features=True, backbone=setup["spec"], weights=setup["model"],
+                      mean=(128, 128, 128), scale=1 / 128, data_dir=setup["features"], run_dir=run, iters=300,
+                      lr=1e-3, lambda_=1.0, quiet=True)
+    lq = convert.read_split_labels(os.path.join(setup["data"], "query"))
+    ld = convert.read_split_labels(os.path.join(setup["data"], "database"))
+    assert res["map"] > demo.random_ranking_map(lq, ld) + 0.1
+    assert res["mode"] == "frozen features" and res["features"] == "smallnet-feat" and res["feature_norm"] is True
+    net = open(os.path.join(run, "train.prototxt")).read()
+    assert "dhn_data" in net and "fch_bn" in net and "Convolution" not in net     # no backbone in the net
+    # search by image: the backbone joined to the trained head finds a database image itself
+    recs = np.loadtxt(os.path.join(setup["data"], "database", "records.txt"), dtype=int)
+    paths = [line.split()[0] for line in open(setup["list"])]
+    img = os.path.join(setup["root"], paths[recs[7]])
+    hits = search.search_run(run, [img], top=80)[0]["hits"]
+    assert any(h["row"] == 7 and h["distance"] == 0 for h in hits)
+    assert os.path.exists(os.path.join(run, "gallery.html"))
+
+
+def test_missing_weights_and_features_are_clear_errors(setup, tmp_path):
+    with pytest.raises(features.FeatureError, match="pretrained caffemodel is missing"):
+        features.extract("demo", ("query",), setup["spec"], str(tmp_path / "none.caffemodel"),
+                         data_dir=setup["data"], out=str(tmp_path / "f"), progress=False)
+    with pytest.raises(train.TrainError, match=r"no features for smallnet-feat: run `make features"):
+        train.train("demo", 16, "dhn", features=True, backbone=setup["spec"], weights=setup["model"],
+                    run_dir=str(tmp_path / "r"), quiet=True)

@@ -1,0 +1,96 @@
+"""`make table-cpu`: the paper's table and ablation on real CIFAR-10, in the frozen-feature mode.
+
+    python -m dhn.table --backbone DEPLOY.prototxt:LAYER --weights W.caffemodel
+                        [--bits 12,24,32,48] [--seeds 1,2,3] [--iters 3000] [--database database]
+
+What it runs, each step resumable (every run is a run folder; finished ones are reused):
+1. the backbone's features of train, query and the database (dhn.features), once;
+2. per code length, `make sweep` in the same mode (lr × λ over the paper's grids, on a validation
+   split carved from the training set), whose choice sets lr and λ for that length;
+3. DHN, DHN-Q (λ = 0), DHN-E (squared pairwise loss, the same lr and λ) and DHN-B (DHN's net,
+   ranked by inner product) at each length, one run per seed, trained on all training images
+   and scored on the queries against the database;
+4. the untrained features' baselines on the same queries and database (dhn.baselines: sign of a
+   seeded random projection, 3 seeds; cosine of the features);
+5. `make report`: runs/report.md (mean ± s.d. over seeds) and its MAP-vs-bits plot.
+Wall times of each step go to runs/table/table.json. This is an addition to the paper (DHN
+fine-tunes the whole net): its rows are labelled "frozen features" wherever they are shown.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+from . import baselines, features, report, sweep, train
+
+
+def run_name(dataset, bits, variant, fname, seed):
+    return "%s-%d-%s-%s-frozen-s%d" % (dataset, bits, variant, fname, seed)
+
+
+def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48), seeds=(1, 2, 3), iters=None,
+          database="database", lrs=sweep.PAPER_LRS, lambdas=sweep.PAPER_LAMBDAS, variants=("dhn", "dhn-q", "dhn-e", "dhn-b")):
+    root = os.environ.get("DHN_ROOT", ".")
+    out = os.path.join(root, "runs", "table")
+    os.makedirs(out, exist_ok=True)
+    times, choices = {}, {}
+    t0 = time.time()
+    fdir, _ = features.extract(dataset, ("train", "query", database), backbone, weights)
+    fname = os.path.basename(os.path.normpath(fdir))
+    times["features_s"] = round(time.time() - t0, 1)
+    kw = dict(features=True, backbone=backbone, weights=weights)
+    for k in bits:
+        t0 = time.time()
+        best, _ = sweep.sweep(dataset, k, lrs, lambdas, iters=iters, quiet=True, **kw)
+        choices[k] = best
+        times["sweep_%d_s" % k] = round(time.time() - t0, 1)
+        print("dhn.table: %d bits: lr %g, λ %g (validation MAP %.4f)" % (k, best["lr"], best["lambda"], best["map"]),
+              file=sys.stderr)
+    t0 = time.time()
+    for k in bits:
+        lr, lam = choices[k]["lr"], choices[k]["lambda"]
+        for variant in variants:
+            for seed in seeds:
+                res = train.train(dataset, k, variant, lr=lr, lambda_=0.0 if variant == "dhn-q" else lam, iters=iters,
+                                  seed=seed, database=database, quiet=True,
+                                  run_dir=os.path.join(root, "runs", run_name(dataset, k, variant, fname, seed)), **kw)
+                print("dhn.table: %s %d bits seed %d: MAP %.4f" % (variant, k, seed, res["map"]), file=sys.stderr)
+    times["runs_s"] = round(time.time() - t0, 1)
+    t0 = time.time()
+    bl = baselines.run(fdir, bits, (0, 1, 2), "query", database)
+    bdir = os.path.join(root, "runs", "baselines-%s-%s" % (fname, database))
+    os.makedirs(bdir, exist_ok=True)
+    train.write_text(os.path.join(bdir, "baselines.json"), json.dumps(bl, indent=1))
+    times["baselines_s"] = round(time.time() - t0, 1)
+    report.main([])
+    train.write_text(os.path.join(out, "table.json"), json.dumps(
+        {"dataset": dataset, "backbone": backbone, "features": fname, "bits": list(bits), "seeds": list(seeds),
+         "iters": iters, "database": database, "choices": {str(k): v for k, v in choices.items()},
+         "seconds": times, "total_s": round(sum(times.values()), 1)}, indent=1))
+    return choices, times
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", default="cifar10")
+    ap.add_argument("--backbone", help="DEPLOY.prototxt:LAYER (default: the dataset's AlexNet, fc7)")
+    ap.add_argument("--weights")
+    ap.add_argument("--bits", default="12,24,32,48")
+    ap.add_argument("--seeds", default="1,2,3")
+    ap.add_argument("--iters", type=int)
+    ap.add_argument("--database", default="database")
+    args = ap.parse_args(argv)
+    try:
+        choices, times = table(args.dataset, args.backbone, args.weights, tuple(int(b) for b in args.bits.split(",")),
+                               tuple(int(s) for s in args.seeds.split(",")), args.iters, args.database)
+    except (train.TrainError, features.FeatureError, ValueError) as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+    print("dhn.table: done in %.0f s (%s)" % (sum(times.values()), ", ".join("%s %s" % kv for kv in times.items())),
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
