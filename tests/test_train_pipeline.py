@@ -55,7 +55,7 @@ def test_killed_run_resumes_from_its_snapshot(demo_data, tmp_path):
     cmd = [sys.executable, "-m", "dhn.train", "--dataset", "demo", "--bits", "8", "--iters", "400",
            "--data", demo_data, "--run", str(run)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 120
+    deadline = time.time() + 600     # the first snapshot (iteration 100) comes in seconds, unless the machine is busy
     while not train.latest_snapshot(str(run))[0] and time.time() < deadline:
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)     # the tool and its caffe child, mid-run
@@ -186,3 +186,25 @@ def test_foreign_backbone_trains_from_its_caffemodel(demo_data, tmp_path, foreig
         for got, want in zip(net.params[name], params[name]):
             np.testing.assert_array_equal(got.data, want)
     assert json.load(open(run / "config.json"))["identity"]["backbone"] == deploy + ":feat"
+
+
+def test_train_log_is_written_line_by_line(tmp_path, monkeypatch):
+    # `tail -f train.log` must show caffe's lines as they come: a stand-in for the caffe binary
+    # prints one iteration line and then stays alive; the line must be in the file meanwhile
+    import threading
+    fake = tmp_path / "caffe_root" / "bin" / "caffe"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\necho 'I1129 solver.cpp:239] Iteration 0 (0 iter/s), loss = 1.5' >&2\nsleep 5\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("CAFFE_ROOT", str(fake.parent.parent))
+    run = tmp_path / "run"
+    run.mkdir()
+    worker = threading.Thread(target=train.run_caffe_train, args=(str(run), "solver.prototxt", 10), kwargs={"quiet": True})
+    worker.start()
+    seen, deadline = False, time.time() + 4
+    while time.time() < deadline and not seen:
+        seen = (run / "train.log").exists() and "Iteration 0 (0 iter/s), loss = 1.5" in (run / "train.log").read_text()
+        time.sleep(0.1)
+    still_running = worker.is_alive()
+    worker.join()
+    assert seen and still_running

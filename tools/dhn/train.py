@@ -175,7 +175,7 @@ def run_caffe_train(run_dir, solver_path, max_iter, weights=None, snapshot=None,
     env = dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0")
     bar = tqdm(total=max_iter, initial=start, desc="train", unit="it", disable=quiet, leave=False)
     last_iter, diverged = start, False
-    with open(log_path, "a") as log:
+    with open(log_path, "a", buffering=1) as log:   # line-buffered: `tail -f train.log` follows the run
         log.write("$ %s\n" % " ".join(cmd))
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
         for line in proc.stdout:

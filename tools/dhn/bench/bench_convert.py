@@ -1,9 +1,11 @@
 """Dataset conversion: CIFAR-10-shaped 32×32 inputs resized to 256×256, raw vs PNG vs JPEG Datums.
 
 For each encoding: conversion throughput (images/s, through dhn.convert.convert_cifar10 on a
-folder of pickled batches), LMDB bytes per image, and read speed through Caffe's own Data
-layer with the training transform (227 crop, mirror, BGR mean), which is what a training run
-pays per image. Plus the list path (32×32 PNG files -> PNG Datums). Ratios are to raw.
+folder of pickled batches, every core), LMDB bytes per image, and read speed through Caffe's own
+Data layer with the training transform (227 crop, mirror, BGR mean), which is what a training run
+pays per image. Plus the list path (32×32 PNG files -> PNG Datums), PNG on one worker process
+against all, and the reshuffling Python data layer's read rate against Data's. Ratios are to raw
+unless said.
 
 The images are 32×32 crops of matplotlib's sample photo (grace_hopper.jpg) at several scales,
 so they have natural-image statistics; real CIFAR-10 cannot be downloaded on these machines.
@@ -79,6 +81,30 @@ def caffe_read_rate(images_lmdb, passes=3):
     return rate
 
 
+def shuffled_read_rate(split_dir, passes=3):
+    """Images/s through the project's reshuffling Python data layer (dhn_data.ShuffledData) with
+    the same transform: what `make train` reads with by default."""
+    import caffe
+    caffe.set_mode_cpu()
+    proto = """layer { name: "data" type: "Python" top: "data" top: "label"
+  python_param { module: "dhn_data" layer: "ShuffledData" param_str: "{'source': '%s', 'batch_size': %d,
+  'crop_size': 227, 'mirror': True, 'mean': [104, 117, 123]}" } }""" % (split_dir, BATCH)
+    with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as fh:
+        fh.write(proto)
+    try:
+        net = caffe.Net(fh.name, caffe.TRAIN)
+        net.forward()
+        steps = passes * N // BATCH
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            net.forward()
+        rate = steps * BATCH / (time.perf_counter() - t0)
+        del net
+    finally:
+        os.remove(fh.name)
+    return rate
+
+
 def run():
     from dhn import convert
     tmp = tempfile.mkdtemp(prefix="dhn-bench-convert-")
@@ -95,6 +121,13 @@ def run():
             results[enc] = {"img_per_s": m["count"] / m["seconds"],
                             "kb_per_img": m["bytes"]["images"] / m["count"] / 1e3,
                             "read_img_per_s": caffe_read_rate(os.path.join(dirs["database"], "images"))}
+        # PNG again on one worker process (the rates above use every core)
+        one = convert.convert_cifar10(src, os.path.join(tmp, "png-1worker"), split_indices={"database": np.arange(N)},
+                                      size=256, encoding="png", progress=False, workers=1)
+        m1 = convert.check_split(one["database"])
+        png_one = m1["count"] / m1["seconds"]
+        png_all_workers = convert.check_split(os.path.join(tmp, "png", "database"))["workers"]
+        shuffled = {enc: shuffled_read_rate(os.path.join(tmp, enc, "database")) for enc in ("raw", "png")}
         # The list path: 32×32 PNG files on disk -> 256×256 PNG Datums.
         os.makedirs(os.path.join(tmp, "png-files"))
         with open(os.path.join(tmp, "list.txt"), "w") as fh:
@@ -120,4 +153,10 @@ def run():
                                   "" if enc == "raw" else "raw, %s" % label))
     figures.append(Figure("convert.list_png_img_per_s", list_rate, "img/s", list_rate / results["png"]["img_per_s"],
                           "png from CIFAR batches (adds PNG file decode)"))
+    figures.append(Figure("convert.png_1worker_img_per_s", png_one, "img/s", results["png"]["img_per_s"] / png_one,
+                          "speed-up of %d workers over 1 (ratio = all/1)" % png_all_workers))
+    for enc in ("raw", "png"):
+        figures.append(Figure("read.shuffled_%s_img_per_s" % enc, shuffled[enc], "img/s",
+                              shuffled[enc] / results[enc]["read_img_per_s"],
+                              "Caffe Data layer on the same LMDB (reshuffling Python layer / Data)"))
     return figures

@@ -19,6 +19,16 @@ from dhn import convert, synthetic, train
 from dhn.bench import Figure
 
 
+def bench_config(dataset, bits, iters, lr, lambda_, **extra):
+    """The run configuration dhn.train would make (defaults otherwise), for prepare_run."""
+    max_iter, stepsize, snapshot, _ = train.schedule(dataset, iters)
+    cfg = dict(dataset=dataset, bits=bits, variant="dhn", batch=64, shuffle=True, seed=1234, alpha=1.0,
+               backbone_lr_mult=1.0, feature_norm=False, max_iter=max_iter, stepsize=stepsize,
+               snapshot=snapshot, gamma=0.5, lr=lr, gpu=None, **{"lambda": lambda_})
+    cfg.update(extra)
+    return cfg
+
+
 def run():
     iters = int(os.environ.get("DHN_BENCH_ALEXNET_ITERS", "150"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -28,8 +38,7 @@ def run():
         convert.convert_list(list_file, tmp, data, split, num_labels=len(synthetic.CONCEPTS), size=256,
                              progress=False)
         run_dir = os.path.join(tmp, "run")
-        sol = train.prepare_run(run_dir, "cifar10", 48, "dhn", lr=1e-3, lambda_=1.0, iters=iters,
-                                data_dir=data, gpu=None, seed=1234, batch=64, display=5)
+        sol = train.prepare_run(run_dir, bench_config("cifar10", 48, iters, lr=1e-3, lambda_=1.0), None, data)
         t0 = time.perf_counter()
         train.run_caffe_train(run_dir, os.path.join(run_dir, "solver.prototxt"), sol.max_iter, quiet=True)
         seconds = time.perf_counter() - t0

@@ -1,0 +1,134 @@
+"""What real-data runs cost here: the stand-in backbone (SqueezeNet v1.0, ../shared/data) beside
+AlexNet, and the frozen-feature mode.
+
+- backbone forward (what `make features` and encoding pay), batch 16, 227×227 inputs:
+  SqueezeNet to pool_final vs AlexNet conv1–fc7 (BVLC shapes, filler weights), images/s;
+- fine-tuning, `caffe train` on the full net + fch48 + both losses, batch 64, reshuffling data
+  layer over 256×256 PNG records: seconds per iteration and images/s, SqueezeNet vs AlexNet
+  (DHN_BENCH_FT_ITERS iterations each, default 6, after one warm-up iteration);
+- the frozen-feature mode: seconds per 1,000 iterations of fch48 + losses on 5,000 × 1,000
+  float features (the size of SqueezeNet's on CIFAR-10), batch 64.
+The SqueezeNet figures need ../shared/data/squeezenet_v1.0_dc (or DHN_SQUEEZENET=<folder>);
+without it they are left out, and this says so. Inputs are generated: speed does not depend on
+what the pixels show.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from dhn import convert, lmdb_io, netgen, train
+from dhn.bench import Figure, best_time
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+
+def squeezenet():
+    folder = os.environ.get("DHN_SQUEEZENET") or os.path.join(os.environ.get("DHN_ROOT", "."), "..", "shared",
+                                                               "data", "squeezenet_v1.0_dc")
+    deploy, model = os.path.join(folder, "deploy.prototxt"), os.path.join(folder, "squeezenet_v1.0_dc.caffemodel")
+    return (deploy, model) if os.path.isfile(deploy) and os.path.isfile(model) else (None, None)
+
+
+def forward_rate(bb, weights, batch=16):
+    import caffe
+    caffe.set_mode_cpu()
+    with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as fh:
+        fh.write(str(netgen.backbone_net(bb, batch=batch)))
+    try:
+        net = caffe.Net(fh.name, caffe.TEST, **({"weights": weights} if weights else {}))
+        net.blobs[bb["input"]].data[...] = np.random.RandomState(0).uniform(-100, 100, net.blobs[bb["input"]].data.shape)
+        net.forward()
+        return batch / best_time(net.forward, repeat=3)
+    finally:
+        os.remove(fh.name)
+
+
+def finetune_rate(tmp, bb, weights, iters):
+    """Seconds per iteration of `caffe train` (after a warm-up iteration), from its log."""
+    from dhn.bench.bench_train import bench_config
+    data = os.path.join(tmp, "lmdb")
+    if not os.path.isdir(data):
+        rng = np.random.RandomState(1)
+        imgs = rng.randint(0, 256, (128, 256, 256, 3)).astype(np.uint8)
+        convert.build_splits(data, "bench", {"train": np.arange(128)}, np.eye(10, dtype=np.uint8)[np.arange(128) % 10],
+                             convert.ArrayLoader(imgs), size=256, progress=False)
+    run_dir = os.path.join(tmp, "run-%s" % bb["name"])
+    cfg = bench_config("cifar10", 48, iters + 1, lr=1e-4, lambda_=1.0, feature_norm="layers" in bb)
+    train.prepare_run(run_dir, dict(cfg, snapshot=0, stepsize=10 ** 6), bb if "layers" in bb else None, data)
+    solver = os.path.join(run_dir, "solver.prototxt")
+    text = open(solver).read()
+    open(solver, "w").write(re.sub(r"display: \d+", "display: 1", text).replace("snapshot: 0\n", "") +
+                            "snapshot_after_train: false\n")
+    cmd = [os.path.join(os.environ["CAFFE_ROOT"], "bin", "caffe"), "train", "-solver", solver]
+    if weights:
+        cmd += ["-weights", weights]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, GLOG_logtostderr="1",
+                                                                       GLOG_minloglevel="0"))
+    stamps = [float(m.group(1)) for m in re.finditer(r"\((\d+(?:\.\d+)?) iter/s", out.stderr)]
+    if out.returncode != 0 or len(stamps) < 2:
+        raise RuntimeError("caffe train failed in the bench:\n" + out.stderr[-2000:])
+    return float(np.mean([1 / r for r in stamps[1:]]))     # the first step includes set-up
+
+
+def frozen_rate(tmp, iters=1000):
+    """Seconds for `iters` iterations of a frozen-feature net (fch48 + losses), caffe train."""
+    from dhn.bench.bench_train import bench_config
+    split = os.path.join(tmp, "features", "train")
+    os.makedirs(split, exist_ok=True)
+    rng = np.random.RandomState(2)
+    with lmdb_io.Writer(os.path.join(split, "features")) as w, lmdb_io.Writer(os.path.join(split, "labels")) as wl:
+        for i in range(5000):
+            w.put(lmdb_io.float_datum(rng.gamma(1.0, 1.7, 1000)))
+            wl.put(lmdb_io.label_datum(np.eye(10, dtype=np.uint8)[i % 10]))
+    with open(os.path.join(split, "manifest.json"), "w") as fh:
+        fh.write('{"count": 5000, "num_labels": 10, "dim": 1000, "databases": ["features", "labels"], "complete": true}')
+    bb = netgen.features_backbone("bench-features", 1000)
+    run_dir = os.path.join(tmp, "frozen")
+    cfg = bench_config("cifar10", 48, iters, lr=1e-3, lambda_=1.0, feature_norm=True)
+    train.prepare_run(run_dir, dict(cfg, snapshot=0), bb, os.path.join(tmp, "features"))
+    solver = os.path.join(run_dir, "solver.prototxt")
+    open(solver, "a").write("snapshot_after_train: false\n")
+    t0 = time.perf_counter()
+    out = subprocess.run([os.path.join(os.environ["CAFFE_ROOT"], "bin", "caffe"), "train", "-solver", solver],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError("caffe train failed in the bench:\n" + out.stderr[-2000:])
+    return time.perf_counter() - t0
+
+
+def run():
+    iters = int(os.environ.get("DHN_BENCH_FT_ITERS", "6"))
+    alexnet = dict(netgen.BACKBONES["alexnet"], name="alexnet", input="data")
+    deploy, model = squeezenet()
+    tmp = tempfile.mkdtemp(prefix="dhn-bench-real-")
+    figures = []
+    try:
+        frozen = frozen_rate(tmp)
+        figures.append(Figure("frozen.s_per_1000_iters", frozen, "s", None,
+                              "fch48 + losses on 5,000×1,000 features, batch 64, caffe train"))
+        a_fwd = forward_rate(alexnet, None)
+        a_ft = finetune_rate(tmp, alexnet, None, iters)
+        figures += [Figure("features.alexnet_img_per_s", a_fwd, "img/s", None, "conv1-fc7 forward, batch 16"),
+                    Figure("finetune.alexnet_s_per_iter", a_ft, "s", None, "batch 64, %d iterations" % iters),
+                    Figure("finetune.alexnet_img_per_s", 64 / a_ft, "img/s", None, "")]
+        if deploy is None:
+            print("bench_realdata: no SqueezeNet (../shared/data/squeezenet_v1.0_dc or DHN_SQUEEZENET): "
+                  "its figures are left out", file=sys.stderr)
+        else:
+            sq = netgen.foreign_backbone(deploy + ":pool_final")
+            s_fwd = forward_rate(sq, model)
+            s_ft = finetune_rate(tmp, sq, model, iters)
+            figures += [Figure("features.squeezenet_img_per_s", s_fwd, "img/s", s_fwd / a_fwd,
+                               "AlexNet conv1-fc7 forward (make features, encoding)"),
+                        Figure("finetune.squeezenet_s_per_iter", s_ft, "s", s_ft / a_ft,
+                               "AlexNet fine-tuning step, batch 64"),
+                        Figure("finetune.squeezenet_img_per_s", 64 / s_ft, "img/s", a_ft / s_ft, "AlexNet")]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return figures
