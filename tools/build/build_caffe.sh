@@ -32,7 +32,9 @@ if [ "$CUDA" = 1 ]; then
   variant=cuda$CUDA_ARCH
 fi
 [ "$MINIMAL" = 1 ] && variant=$variant-min
-key="caffe-${CAFFE_DEB_VERSION//[^A-Za-z0-9.]/_}-py$pyver-$variant-r$RECIPE-$patch_hash"
+# The system release is part of the key: a Debian 12 and a Debian 13 build never share an entry.
+release=$( (. /etc/os-release 2>/dev/null && echo "${ID:-linux}${VERSION_ID:+$VERSION_ID}") || echo unknown)
+key="caffe-${CAFFE_DEB_VERSION//[^A-Za-z0-9.]/_}-$release-py$pyver-$variant-r$RECIPE-$patch_hash"
 prefix="$CACHE/$key"
 
 if [ "${1:-}" = --prefix ]; then
@@ -133,7 +135,7 @@ start=$(date +%s)
 log "compiled in $(( $(date +%s) - start )) s"
 
 # 4. Mark it complete: only a finished build carries .complete.
-printf 'caffe %s\nvariant %s\npython %s\npatches %s\n' "$CAFFE_DEB_VERSION" "$variant" "$pyver" "$patch_hash" > "$prefix/BUILD_INFO"
+printf 'caffe %s\nsystem %s\nvariant %s\npython %s\npatches %s\n' "$CAFFE_DEB_VERSION" "$release" "$variant" "$pyver" "$patch_hash" > "$prefix/BUILD_INFO"
 # Caffe's CMake sets its own install rpath: libraries from outside the system (the cuBLAS/cuRAND
 # wheels) are named here, and tools/env.sh puts them on LD_LIBRARY_PATH.
 [ -n "${extra:-}" ] && echo "ld_library_path $extra/lib" >> "$prefix/BUILD_INFO"

@@ -295,7 +295,7 @@ def caffe_build():
     try:
         for line in open(os.path.join(os.environ["CAFFE_ROOT"], "BUILD_INFO")):
             key, _, value = line.strip().partition(" ")
-            if key in ("caffe", "variant", "python", "patches"):
+            if key in ("caffe", "system", "variant", "python", "patches"):
                 info[key] = value
     except (KeyError, OSError):
         pass
