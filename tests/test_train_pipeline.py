@@ -208,3 +208,66 @@ def test_train_log_is_written_line_by_line(tmp_path, monkeypatch):
     still_running = worker.is_alive()
     worker.join()
     assert seen and still_running
+
+
+def test_a_run_folder_is_one_configuration(demo_data, tmp_path, capsys):
+    run = str(tmp_path / "run")
+    kw = dict(data_dir=demo_data, run_dir=run, quiet=True)
+    first = train.train("demo", 8, "dhn", iters=40, **kw)
+    config = json.load(open(os.path.join(run, "config.json")))
+    ident = config["identity"]
+    assert (ident["lr"], ident["lambda"], ident["max_iter"], ident["seed"], ident["shuffle"]) == (1e-2, 1.0, 40, 1234, True)
+    assert config["caffe"]["patches"] and "variant" in config["caffe"]
+    saved = json.load(open(os.path.join(run, "results.json")))
+    for key in ("lr", "lambda", "max_iter", "stepsize", "seed", "batch", "backbone", "mode", "train_split", "commit"):
+        assert key in saved, key
+    # the same settings: the finished run is returned as it is
+    assert train.train("demo", 8, "dhn", iters=40, **kw)["map"] == first["map"]
+    # another lr, λ or iteration count: refused in one line, nothing touched
+    for change in (dict(lr=1e-3), dict(lambda_=0.5), dict(iters=60), dict(seed=7)):
+        with pytest.raises(train.TrainError) as info:
+            train.train("demo", 8, "dhn", **dict(dict(iters=40), **change), **kw)
+        msg = str(info.value)
+        assert "holds a run of another configuration" in msg and "--force-new" in msg and "\n" not in msg
+    assert json.load(open(os.path.join(run, "config.json"))) == config
+    with pytest.raises(train.TrainError, match=r"lr 0\.01 -> 0\.001"):
+        train.train("demo", 8, "dhn", lr=1e-3, iters=40, **kw)
+    # --force-new starts it over under the new settings
+    res = train.train("demo", 8, "dhn", lr=1e-3, iters=40, force_new=True, **kw)
+    assert res["lr"] == 1e-3 and json.load(open(os.path.join(run, "config.json")))["identity"]["lr"] == 1e-3
+
+
+def data_params(prototxt):
+    import ast
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+    net = text_format.Merge(open(prototxt).read(), caffe_pb2.NetParameter())
+    return ast.literal_eval(next(l for l in net.layer if l.python_param.module == "dhn_data").python_param.param_str)
+
+
+def test_an_unchanged_configuration_resumes(demo_data, tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "dhn.train", "--dataset", "demo", "--bits", "8", "--iters", "40",
+           "--data", demo_data, "--run", str(run)]
+    subprocess.run(cmd, capture_output=True, text=True, check=True)
+    for f in ("dhn_iter_40.caffemodel", "dhn_iter_40.solverstate"):
+        os.remove(run / "snapshots" / f)
+    os.remove(run / "results.json")
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "resuming %s from iteration 30" % run in out.stderr
+    assert data_params(run / "train.prototxt")["start_iter"] == 30       # the data stream continues
+    changed = subprocess.run(cmd[:-4] + ["--lr", "0.5"] + cmd[-4:], capture_output=True, text=True)
+    assert changed.returncode == 2
+    assert re.fullmatch(r"error: .* holds a run of another configuration \(lr 0\.01 -> 0\.5\): pass --force-new .*\n",
+                        changed.stderr)
+
+
+def test_iters_says_the_step_size_it_chooses(demo_data, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "dhn.train", "--dataset", "demo", "--bits", "8", "--iters", "60",
+                          "--data", demo_data, "--run", str(tmp_path / "run")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "lr schedule: γ 0.5 every 20 iterations (ITERS=60 keeps the default's shape, 400 of 1200)" in out.stderr
+    config = json.load(open(tmp_path / "run" / "config.json"))
+    assert config["identity"]["stepsize"] == 20 and "every 20 iterations" in config["schedule_note"]
+    assert "stepsize: 20" in (tmp_path / "run" / "solver.prototxt").read_text()

@@ -406,8 +406,6 @@ def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, w
         # fc7 → fch, which nothing here could measure (its weights cannot be fetched here).
         feature_norm = bool(features or backbone)
     max_iter, stepsize, snapshot, note = schedule(dataset, iters)
-    if note and not quiet:
-        print(note, file=sys.stderr)
     from .datasets import file_digest
     identity = dict(dataset=dataset, bits=bits, variant=variant, mode="frozen features" if features else "fine-tuned",
                     backbone=spec, weights_sha256=file_digest(weights, "sha256") if weights else None,
@@ -423,6 +421,8 @@ def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, w
         identity["init_fch"] = file_digest(final_model(init_fch), "sha256")
     identity = json.loads(json.dumps(identity))
     same = check_same_config(run_dir, identity, force_new)
+    if note and not quiet:
+        print(note, file=sys.stderr)
     results_path = os.path.join(run_dir, "results.json")
     if same and os.path.exists(results_path) and not force:
         if not quiet:
