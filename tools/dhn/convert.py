@@ -152,36 +152,22 @@ def subset_split(src_dir, out_dir, positions, name, seed=0, shuffle=False):
         positions = np.random.RandomState(seed).permutation(positions)
     key = _jsonable({"source": src.get("key"), "split": name,
                      "positions_sha256": hashlib.sha256(positions.astype("<i8").tobytes()).hexdigest()})
-    if os.path.isdir(out_dir):
-        try:
-            if check_split(out_dir).get("key") == key:
-                return out_dir
-        except DatasetError:
-            pass
-    tmp = "%s.tmp-%d" % (out_dir, os.getpid())
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    try:
-        dbs = src.get("databases", ["images", "labels"])
-        for db in dbs:
+    if finished_split(out_dir, key):
+        return out_dir
+
+    def fill(tmp):
+        for db in src.get("databases", ["images", "labels"]):
             with lmdb_io.Reader(os.path.join(src_dir, db)) as reader, lmdb_io.Writer(os.path.join(tmp, db)) as out:
                 for i in positions:
                     out.put_bytes(reader.get_bytes(int(i)))
         records = np.loadtxt(os.path.join(src_dir, "records.txt"), dtype=np.int64, ndmin=1)
         np.savetxt(os.path.join(tmp, "records.txt"), records[positions], fmt="%d")
         labels = read_split_labels(src_dir)[positions]
-        manifest = dict(src, split=name, count=int(len(positions)), label_counts=labels.sum(0).astype(int).tolist(),
-                        subset_of=os.path.abspath(src_dir), key=key,
-                        order="shuffled, RandomState(%d)" % seed if shuffle else "source order")
-        with open(os.path.join(tmp, "manifest.json"), "w") as fh:
-            json.dump(manifest, fh, indent=1)
-        check_split(tmp)
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.rename(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        return dict(src, split=name, count=int(len(positions)), label_counts=labels.sum(0).astype(int).tolist(),
+                    subset_of=os.path.abspath(src_dir), key=key,
+                    order="shuffled, RandomState(%d)" % seed if shuffle else "source order")
+
+    write_split(out_dir, fill)
     return out_dir
 
 
@@ -193,6 +179,45 @@ def class_balanced_positions(labels, per_class, seed=0):
     rng = np.random.RandomState(seed)
     picked = [rng.choice(np.flatnonzero(labels[:, c]), per_class, replace=False) for c in range(labels.shape[1])]
     return np.unique(np.concatenate(picked))
+
+
+def finished_split(split_dir, key):
+    """The manifest of split_dir when it is a whole split made by the same request (its manifest's
+    ``key`` equals key), else None: what lets every writer below skip finished work."""
+    if os.path.isdir(split_dir):
+        try:
+            manifest = check_split(split_dir)
+            if manifest.get("key") == key:
+                return manifest
+        except DatasetError:
+            pass
+    return None
+
+
+def write_split(split_dir, fill):
+    """Make split_dir whole or not at all: fill(tmp) writes the split's LMDBs and files into
+    ``<split_dir>.tmp-<pid>`` and returns its manifest, which is written and checked
+    (check_split) before the folder is swapped into place; on any error the temporary folder is
+    removed and an existing split_dir is left as it was. Returns the manifest."""
+    tmp = "%s.tmp-%d" % (split_dir, os.getpid())
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        manifest = fill(tmp)
+        with open(os.path.join(tmp, "manifest.json"), "w") as fh:
+            json.dump(manifest, fh, indent=1)
+        check_split(tmp)
+        if os.path.exists(split_dir):  # replacing an outdated split: swap, then delete the old one
+            old = "%s.old-%d" % (split_dir, os.getpid())
+            os.rename(split_dir, old)
+            os.rename(tmp, split_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, split_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
 
 
 def _record_order(indices, shuffled, seed):
@@ -282,13 +307,12 @@ def default_workers():
 
 def _build_split(split_dir, name, order, labels, class_index, load, size, encoding, key, info, progress,
                  workers=1):
-    """Write one split into <split_dir>.tmp-<pid>, check it, rename it into place."""
-    tmp = "%s.tmp-%d" % (split_dir, os.getpid())
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    digest = hashlib.sha256()
-    hashed = False
-    try:
+    """Write one split (write_split: whole or not at all)."""
+    timing = {}
+
+    def fill(tmp):
+        digest = hashlib.sha256()
+        hashed = False
         t0 = time.perf_counter()
         with lmdb_io.Writer(os.path.join(tmp, "images")) as images, \
                 lmdb_io.Writer(os.path.join(tmp, "labels")) as label_db:
@@ -301,35 +325,23 @@ def _build_split(split_dir, name, order, labels, class_index, load, size, encodi
                     hashed = True
                 images.put_bytes(image_bytes)
                 label_db.put(lmdb_io.label_datum(labels[i]))
-        seconds = time.perf_counter() - t0
+        seconds = timing["s"] = time.perf_counter() - t0
         np.savetxt(os.path.join(tmp, "records.txt"), order, fmt="%d")
         sub = labels[order]
-        image_bytes = _dir_bytes(os.path.join(tmp, "images"))
-        manifest = dict(info, split=name, count=int(len(order)), num_labels=int(labels.shape[1]),
-                        image_size=[size, size], channels=3, encoding=encoding,
-                        order="shuffled, RandomState(%d)" % key["seed"] if key["shuffled"] else "index order",
-                        label_counts=sub.sum(0).astype(int).tolist(), unlabeled=int((sub.sum(1) == 0).sum()),
-                        images_sha256=digest.hexdigest() if hashed else None,
-                        bytes={"images": image_bytes, "labels": _dir_bytes(os.path.join(tmp, "labels"))},
-                        seconds=round(seconds, 3), images_per_s=round(len(order) / max(seconds, 1e-9), 1),
-                        workers=workers,
-                        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), key=key, complete=True)
-        with open(os.path.join(tmp, "manifest.json"), "w") as fh:
-            json.dump(manifest, fh, indent=1)
-        check_split(tmp)
-        if os.path.exists(split_dir):  # replacing an outdated split: swap, then delete the old one
-            old = "%s.old-%d" % (split_dir, os.getpid())
-            os.rename(split_dir, old)
-            os.rename(tmp, split_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, split_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        image_bytes = timing["bytes"] = _dir_bytes(os.path.join(tmp, "images"))
+        return dict(info, split=name, count=int(len(order)), num_labels=int(labels.shape[1]),
+                    image_size=[size, size], channels=3, encoding=encoding,
+                    order="shuffled, RandomState(%d)" % key["seed"] if key["shuffled"] else "index order",
+                    label_counts=sub.sum(0).astype(int).tolist(), unlabeled=int((sub.sum(1) == 0).sum()),
+                    images_sha256=digest.hexdigest() if hashed else None,
+                    bytes={"images": image_bytes, "labels": _dir_bytes(os.path.join(tmp, "labels"))},
+                    seconds=round(seconds, 3), images_per_s=round(len(order) / max(seconds, 1e-9), 1),
+                    workers=workers, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), key=key, complete=True)
+
+    manifest = write_split(split_dir, fill)
     _log("%s/%s: %d images in %.1f s = %.1f img/s; %.1f KB/image (%s, %d×%d) -> %s"
-         % (info["dataset"], name, len(order), seconds, len(order) / max(seconds, 1e-9),
-            image_bytes / max(len(order), 1) / 1e3, encoding, size, size, split_dir))
+         % (info["dataset"], name, len(order), timing["s"], len(order) / max(timing["s"], 1e-9),
+            timing["bytes"] / max(len(order), 1) / 1e3, encoding, size, size, split_dir))
     return manifest
 
 
@@ -365,13 +377,10 @@ def build_splits(out_dir, dataset, split_indices, labels, load, class_index=None
                              "num_labels": labels.shape[1], "size": size, "encoding": encoding,
                              "seed": seed, "shuffled": shuffled, "sources": sources or {}, "options": options or {}})
             result[name] = split_dir
+            if finished_split(split_dir, key):
+                _log("%s/%s: up to date (%d images) in %s" % (dataset, name, len(order), split_dir))
+                continue
             if os.path.isdir(split_dir):
-                try:
-                    if check_split(split_dir).get("key") == key:
-                        _log("%s/%s: up to date (%d images) in %s" % (dataset, name, len(order), split_dir))
-                        continue
-                except DatasetError:
-                    pass
                 _log("%s/%s: %s differs from this request: rebuilding it" % (dataset, name, split_dir))
             info = {"dataset": dataset, "sources": sources or {}, "options": options or {}}
             _build_split(split_dir, name, order, labels, class_index, load, size, encoding, key, info, progress,

@@ -65,17 +65,11 @@ def features_dir(dataset, name, root=None):
 def extract_split(split_dir, out_dir, bb, weights, batch=64, gpu=None, progress=True, key=None):
     """Write out_dir (see module doc) from the converted split in split_dir; returns its manifest."""
     src = convert.check_split(split_dir)
-    if key is not None and os.path.isdir(out_dir):
-        try:
-            done = convert.check_split(out_dir)
-            if done.get("key") == key:
-                return done
-        except DatasetError:
-            pass
-    tmp = "%s.tmp-%d" % (out_dir, os.getpid())
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    try:
+    done = convert.finished_split(out_dir, key) if key is not None else None
+    if done:
+        return done
+
+    def fill(tmp):
         proto = netgen.backbone_net(bb, batch=batch)
         feature_blob = proto.layer[-1].top[0]
         deploy = os.path.join(tmp, "backbone.prototxt")
@@ -86,6 +80,7 @@ def extract_split(split_dir, out_dir, bb, weights, batch=64, gpu=None, progress=
                               mean_bgr=bb["mean"], scale=bb["scale"], batch_size=batch, code_blob=feature_blob,
                               gpu=gpu, progress=progress)
         seconds = time.perf_counter() - t0
+        os.remove(deploy)
         feats = feats.reshape(len(feats), -1)
         if len(feats) != src["count"]:
             raise FeatureError("%s: %d features for %d records" % (split_dir, len(feats), src["count"]))
@@ -96,24 +91,15 @@ def extract_split(split_dir, out_dir, bb, weights, batch=64, gpu=None, progress=
             for datum in lmdb_io.read(os.path.join(split_dir, "labels")):
                 out.put(datum)
         shutil.copyfile(os.path.join(split_dir, "records.txt"), os.path.join(tmp, "records.txt"))
-        manifest = dict(dataset=src["dataset"], split=src["split"], count=int(len(feats)), num_labels=src["num_labels"],
-                        databases=["features", "labels"], dim=int(feats.shape[1]), feature_blob=feature_blob,
-                        label_counts=src["label_counts"], source_split=os.path.abspath(split_dir),
-                        feature_stats={"mean": float(feats.mean()), "max": float(feats.max()),
-                                       "row_norm": float(np.linalg.norm(feats, axis=1).mean())},
-                        seconds=round(seconds, 1), images_per_s=round(len(feats) / max(seconds, 1e-9), 1),
-                        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), key=key, complete=True)
-        with open(os.path.join(tmp, "manifest.json"), "w") as fh:
-            json.dump(manifest, fh, indent=1)
-        os.remove(deploy)
-        convert.check_split(tmp)
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.rename(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return manifest
+        return dict(dataset=src["dataset"], split=src["split"], count=int(len(feats)), num_labels=src["num_labels"],
+                    databases=["features", "labels"], dim=int(feats.shape[1]), feature_blob=feature_blob,
+                    label_counts=src["label_counts"], source_split=os.path.abspath(split_dir),
+                    feature_stats={"mean": float(feats.mean()), "max": float(feats.max()),
+                                   "row_norm": float(np.linalg.norm(feats, axis=1).mean())},
+                    seconds=round(seconds, 1), images_per_s=round(len(feats) / max(seconds, 1e-9), 1),
+                    created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), key=key, complete=True)
+
+    return convert.write_split(out_dir, fill)
 
 
 def extract(dataset, splits=("train", "query", "database"), spec=None, weights=None, mean=None, scale=None,

@@ -57,52 +57,41 @@ def write_cifar_folder(folder, bgr, labels):
         pickle.dump({b"label_names": [b"c%d" % c for c in range(10)]}, fh, protocol=2)
 
 
-def caffe_read_rate(images_lmdb, passes=3):
-    """Images/s through a stock Data layer with the training transform (steady state)."""
+def _read_rate(proto, passes=3, warmup=6):
+    """Images/s of a net made of one data layer (steady state: the batches prefetched while the
+    net was built are drained first)."""
     import caffe
     caffe.set_mode_cpu()
-    proto = """layer { name: "data" type: "Data" top: "data" top: "cls"
+    with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as fh:
+        fh.write(proto)
+    try:
+        net = caffe.Net(fh.name, caffe.TRAIN)
+        for _ in range(warmup):
+            net.forward()
+        steps = passes * N // BATCH
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            net.forward()
+        rate = steps * BATCH / (time.perf_counter() - t0)
+        del net
+    finally:
+        os.remove(fh.name)
+    return rate
+
+
+def caffe_read_rate(images_lmdb):
+    """Images/s through a stock Data layer with the training transform."""
+    return _read_rate("""layer { name: "data" type: "Data" top: "data" top: "cls"
   transform_param { crop_size: 227 mirror: true mean_value: 104 mean_value: 117 mean_value: 123 }
-  data_param { source: "%s" backend: LMDB batch_size: %d } }""" % (images_lmdb, BATCH)
-    with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as fh:
-        fh.write(proto)
-    try:
-        net = caffe.Net(fh.name, caffe.TRAIN)
-        for _ in range(6):              # drain the batches prefetched while the net was built
-            net.forward()
-        steps = passes * N // BATCH
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            net.forward()
-        rate = steps * BATCH / (time.perf_counter() - t0)
-        del net
-    finally:
-        os.remove(fh.name)
-    return rate
+  data_param { source: "%s" backend: LMDB batch_size: %d } }""" % (images_lmdb, BATCH))
 
 
-def shuffled_read_rate(split_dir, passes=3):
+def shuffled_read_rate(split_dir):
     """Images/s through the project's reshuffling Python data layer (dhn_data.ShuffledData) with
-    the same transform: what `make train` reads with by default."""
-    import caffe
-    caffe.set_mode_cpu()
-    proto = """layer { name: "data" type: "Python" top: "data" top: "label"
+    the same transform: what `make train` reads with by default (no prefetch thread)."""
+    return _read_rate("""layer { name: "data" type: "Python" top: "data" top: "label"
   python_param { module: "dhn_data" layer: "ShuffledData" param_str: "{'source': '%s', 'batch_size': %d,
-  'crop_size': 227, 'mirror': True, 'mean': [104, 117, 123]}" } }""" % (split_dir, BATCH)
-    with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as fh:
-        fh.write(proto)
-    try:
-        net = caffe.Net(fh.name, caffe.TRAIN)
-        net.forward()
-        steps = passes * N // BATCH
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            net.forward()
-        rate = steps * BATCH / (time.perf_counter() - t0)
-        del net
-    finally:
-        os.remove(fh.name)
-    return rate
+  'crop_size': 227, 'mirror': True, 'mean': [104, 117, 123]}" } }""" % (split_dir, BATCH), warmup=1)
 
 
 def run():
