@@ -440,7 +440,7 @@ def convert_cifar10(source=None, out_dir=None, download=False, split_indices=Non
 
 def convert_list(list_file, image_root, out_dir, split_indices=None, num_labels=None, size=256,
                  encoding=DEFAULT_ENCODING, seed=0, shuffle_splits=("train",), unlabeled="error",
-                 dataset="list", split_spec=None, progress=True, workers=None):
+                 dataset="list", split_spec=None, progress=True, workers=None, label_names=None):
     """Convert an image list + folder into ``out_dir/<split>/`` (see module doc); returns {split: dir}.
 
     list_file: lines ``relative/path l_1 ... l_C`` (0/1), paths relative to image_root.
@@ -489,6 +489,10 @@ def convert_list(list_file, image_root, out_dir, split_indices=None, num_labels=
                "images": os.path.abspath(image_root)}
     options = {"split": split_rule, "unlabeled": unlabeled, "dropped_unlabeled": int((~labelled).sum())
                if unlabeled == "drop" else 0, "resize": "cv2.INTER_LINEAR"}
+    if label_names is not None:     # shown by search and the gallery
+        if len(label_names) != num_labels:
+            raise DatasetError("%s: %d label names for %d labels" % (list_file, len(label_names), num_labels))
+        options["class_names"] = list(label_names)
     return build_splits(out_dir, dataset, split_indices, lst.labels, load, size=size, encoding=encoding,
                         seed=seed, shuffle_splits=shuffle_splits, sources=sources, options=options,
                         progress=progress, workers=workers)

@@ -57,7 +57,7 @@ def main(argv=None):
     list_file = synthetic.write_dataset(data_root, n_images)
     lmdb_dir = os.path.join(data_root, "lmdb")
     convert.convert_list(list_file, data_root, lmdb_dir, demo_split(n_images),
-                         num_labels=len(synthetic.CONCEPTS), size=synthetic.SIZE)
+                         num_labels=len(synthetic.CONCEPTS), size=synthetic.SIZE, label_names=synthetic.CONCEPTS)
     try:
         results = train.train("demo", BITS, "dhn", iters=args.iters, data_dir=lmdb_dir, run_dir=run_dir,
                               force=True)
