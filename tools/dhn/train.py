@@ -353,11 +353,37 @@ def check_same_config(run_dir, identity, force_new):
                      "start it over, or --run NAME for a new run folder" % (run_dir, what))
 
 
+def _model_and_data(dataset, features, backbone, mean, scale, weights, data_dir, root):
+    """(net backbone for netgen, the backbone that takes the images, backbone spec, weights,
+    data folder, run-name suffix) of a run: the dataset's AlexNet, a DEPLOY:LAYER backbone, or the
+    frozen-feature mode on that backbone's features."""
+    if features:
+        from . import features as feats
+        try:
+            bb_src, weights, fname = feats.backbone_of(dataset, backbone, mean, scale, weights)
+        except feats.FeatureError as e:
+            raise TrainError(str(e)) from None
+        data_dir = data_dir or feats.features_dir(dataset, fname)
+        manifest = os.path.join(data_dir, "train", "manifest.json")
+        if not os.path.exists(manifest):
+            raise TrainError("%s: no features for %s: run `make features DATASET=%s%s` first"
+                             % (data_dir, fname, dataset, " BACKBONE=%s WEIGHTS=%s" % (backbone, weights) if backbone else ""))
+        with open(manifest) as fh:
+            bb = netgen.features_backbone(fname, json.load(fh)["dim"])
+        spec = backbone or netgen.DATASETS[dataset]["backbone"] + ":fc7"
+        return bb, bb_src, spec, weights, data_dir, "-%s-frozen" % bb_src["name"]
+    bb = foreign_backbone(dataset, backbone, mean, scale, weights) if backbone else None
+    data_dir = data_dir or os.path.join(root, "data", dataset, "lmdb")
+    if not bb and netgen.DATASETS[dataset]["backbone"] == "alexnet":
+        weights = weights or os.path.join(root, "weights", "bvlc_alexnet.caffemodel")
+    return bb, bb, backbone or netgen.DATASETS[dataset]["backbone"], weights, data_dir, ("-" + bb["name"] if bb else "")
+
+
 def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, weights=None,
           data_dir=None, run_dir=None, seed=1234, batch=netgen.BATCH, quiet=False, force=False,
           query="query", database="database", backbone=None, mean=None, scale=None, features=False,
           alpha=1.0, shuffle=True, force_new=False, backbone_lr_mult=1.0, init_fch=None, feature_norm=None):
-    """The whole job; returns the results dict (see dhn.evaluate). ``backbone``: another Caffe
+    """The whole job; returns the run's results.json document (metrics and configuration). ``backbone``: another Caffe
     net as ``deploy.prototxt:layer`` (with ``weights``, its caffemodel; ``mean`` (BGR) and ``scale``
     of its inputs, applied as Caffe does: (pixel − mean) × scale). ``features``: the frozen-feature
     mode, fch + losses trained on dhn.features' output for that backbone (``data_dir`` is then
@@ -371,39 +397,20 @@ def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, w
     lr = netgen.DEMO_LR if (lr is None and dataset == "demo") else (lr or netgen.DEFAULT_LR)
     if lambda_ is None:
         lambda_ = netgen.DEMO_LAMBDA if dataset == "demo" else netgen.DEFAULT_LAMBDA
-    if features:
-        from . import features as feats
-        try:
-            bb_src, weights, fname = feats.backbone_of(dataset, backbone, mean, scale, weights)
-        except feats.FeatureError as e:
-            raise TrainError(str(e)) from None
-        data_dir = data_dir or feats.features_dir(dataset, fname)
-        manifest = os.path.join(data_dir, "train", "manifest.json")
-        if not os.path.exists(manifest):
-            raise TrainError("%s: no features for %s: run `make features DATASET=%s%s` first"
-                             % (data_dir, fname, dataset, " BACKBONE=%s WEIGHTS=%s" % (backbone, weights) if backbone else ""))
-        bb = netgen.features_backbone(fname, json.load(open(manifest))["dim"])
-        spec = backbone or netgen.DATASETS[dataset]["backbone"] + ":fc7"
-        suffix = "-%s-frozen" % bb_src["name"]
-    else:
-        bb = foreign_backbone(dataset, backbone, mean, scale, weights) if backbone else None
-        spec = backbone or netgen.DATASETS[dataset]["backbone"]
-        suffix = "-" + bb["name"] if bb else ""
-        data_dir = data_dir or os.path.join(root, "data", dataset, "lmdb")
+    bb, img_bb, spec, weights, data_dir, suffix = _model_and_data(dataset, features, backbone, mean, scale, weights,
+                                                                  data_dir, root)
     run_dir = run_dir or os.path.join(root, "runs", run_name(dataset, bits, variant) + suffix)
     for split in ("train", query, database):
         if not os.path.exists(os.path.join(data_dir, split, "manifest.json")):
             raise TrainError("%s: no converted %s split; run `make data DATASET=%s` first"
                              % (os.path.join(data_dir, split), split, dataset))
-    if not features and not bb and netgen.DATASETS[dataset]["backbone"] == "alexnet":
-        weights = weights or os.path.join(root, "weights", "bvlc_alexnet.caffemodel")
-        if not os.path.exists(weights):
-            raise TrainError("%s: ImageNet AlexNet weights missing; run `make weights` (or pass --weights)" % weights)
+    if not features and not backbone and netgen.DATASETS[dataset]["backbone"] == "alexnet" and not os.path.exists(weights):
+        raise TrainError("%s: ImageNet AlexNet weights missing; run `make weights` (or pass --weights)" % weights)
     if feature_norm is None:
         # On by default where it was measured to matter: a pretrained net's raw features
         # (SqueezeNet pool_final on CIFAR-10, frozen, 48 bits, validation MAP 0.26 without, 0.41
-        # with, at their best lr; README "Fine-tuning on real images"). AlexNet keeps the paper's
-        # fc7 → fch, which nothing here could measure (its weights cannot be fetched here).
+        # with, at their best lr; README "Why the first fine-tuning runs did not learn"). AlexNet
+        # keeps the paper's fc7 → fch, which nothing here could measure (no weights here).
         feature_norm = bool(features or backbone)
     max_iter, stepsize, snapshot, note = schedule(dataset, iters)
     from .datasets import file_digest
@@ -428,7 +435,6 @@ def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, w
         if not quiet:
             print("%s exists: the run is done (pass --force to evaluate again)" % results_path, file=sys.stderr)
         return json.load(open(results_path))
-    img_bb = bb_src if features else bb   # what takes the images: the frozen run's backbone, or the net's
     cfg = dict(identity, snapshot=snapshot, gpu=gpu)
     # a resumed run's data layer continues its stream where the snapshot left it
     start_iter = latest_snapshot(run_dir)[0] if same else 0
