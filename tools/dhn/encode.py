@@ -87,22 +87,17 @@ def encode(deploy_prototxt, caffemodel, images_lmdb, crop, mean_bgr, batch_size=
               disable=not progress, file=sys.stderr) as bar:
         for datum in lmdb_io.read(images_lmdb):
             img = lmdb_io.datum_array(datum)
-            if crop is None:
+            if crop is None:       # a feature record goes in as it is
                 if img.size != np.prod(item):
                     raise ValueError("%s: records of %d values, the net takes %s" % (images_lmdb, img.size, item))
                 batch[filled] = img.reshape(item)
-                filled += 1
-                if filled == batch_size:
-                    flush()
-                    bar.update(filled)
-                    filled = 0
-                continue
-            if img.shape[0] != 3:
-                raise ValueError("%s: images must have 3 (BGR) channels, got %d" % (images_lmdb, img.shape[0]))
-            batch[filled] = centre_crop(img, crop)
-            batch[filled] -= mean[:, None, None]
-            if scale != 1:
-                batch[filled] *= scale
+            else:
+                if img.shape[0] != 3:
+                    raise ValueError("%s: images must have 3 (BGR) channels, got %d" % (images_lmdb, img.shape[0]))
+                batch[filled] = centre_crop(img, crop)
+                batch[filled] -= mean[:, None, None]
+                if scale != 1:
+                    batch[filled] *= scale
             filled += 1
             if filled == batch_size:
                 flush()
