@@ -133,3 +133,32 @@ def tar_folder(path, folder, arcname=""):
         for name in sorted(os.listdir(folder)):
             tar.add(os.path.join(folder, name), arcname=os.path.join(arcname, name) if arcname else name)
     return path
+
+
+# A small deploy net with its own names, input blob and 28×28 input, plus a head (cls, prob)
+# that a cut after `feat` must drop: the "another backbone" of the tests.
+SMALL_DEPLOY = """name: "smallnet"
+layer { name: "img" type: "Input" top: "img" input_param { shape { dim: 1 dim: 3 dim: 28 dim: 28 } } }
+layer { name: "c1" type: "Convolution" bottom: "img" top: "c1"
+        convolution_param { num_output: 16 kernel_size: 5 stride: 2 weight_filler { type: "xavier" } } }
+layer { name: "r1" type: "ReLU" bottom: "c1" top: "c1" }
+layer { name: "feat" type: "InnerProduct" bottom: "c1" top: "feat"
+        inner_product_param { num_output: 64 weight_filler { type: "xavier" } } }
+layer { name: "feat_relu" type: "ReLU" bottom: "feat" top: "feat" }
+layer { name: "cls" type: "InnerProduct" bottom: "feat" top: "cls" inner_product_param { num_output: 10 } }
+layer { name: "prob" type: "Softmax" bottom: "cls" top: "prob" }
+"""
+
+
+def converted_demo(root, n, seed, order_seed, n_train, n_query):
+    """n demo images (synthetic) converted to root/lmdb: a seeded permutation cut into
+    n_train train, n_query query, the rest database. Returns (lmdb folder, list file)."""
+    from dhn import convert, synthetic
+    list_file = synthetic.write_dataset(root, n, seed=seed)
+    order = np.random.default_rng(order_seed).permutation(n)
+    split = {"train": order[:n_train], "query": order[n_train:n_train + n_query],
+             "database": order[n_train + n_query:]}
+    data = os.path.join(root, "lmdb")
+    convert.convert_list(list_file, root, data, split, num_labels=len(synthetic.CONCEPTS), size=synthetic.SIZE,
+                         progress=False)
+    return data, list_file

@@ -8,19 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from dhn import baselines, convert, demo, encode, features, lmdb_io, netgen, search, synthetic, train
+from dhn import baselines, convert, demo, encode, features, lmdb_io, search, train
 import datagen
 
-SMALL_DEPLOY = """name: "smallnet"
-layer { name: "img" type: "Input" top: "img" input_param { shape { dim: 1 dim: 3 dim: 28 dim: 28 } } }
-layer { name: "c1" type: "Convolution" bottom: "img" top: "c1"
-        convolution_param { num_output: 16 kernel_size: 5 stride: 2 weight_filler { type: "xavier" } } }
-layer { name: "r1" type: "ReLU" bottom: "c1" top: "c1" }
-layer { name: "feat" type: "InnerProduct" bottom: "c1" top: "feat"
-        inner_product_param { num_output: 64 weight_filler { type: "xavier" } } }
-layer { name: "feat_relu" type: "ReLU" bottom: "feat" top: "feat" }
-layer { name: "cls" type: "InnerProduct" bottom: "feat" top: "cls" inner_product_param { num_output: 10 } }
-"""
 
 
 @pytest.fixture(scope="module")
@@ -29,16 +19,11 @@ def setup(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("feat"))
     deploy = os.path.join(root, "smallnet", "deploy.prototxt")
     os.makedirs(os.path.dirname(deploy))
-    open(deploy, "w").write(SMALL_DEPLOY)
+    open(deploy, "w").write(datagen.SMALL_DEPLOY)
     caffe.set_mode_cpu()
     model = os.path.join(root, "smallnet.caffemodel")
     caffe.Net(deploy, caffe.TEST).save(model)
-    list_file = synthetic.write_dataset(root, 360, seed=9)
-    order = np.random.default_rng(1).permutation(360)
-    split = {"train": order[:240], "query": order[240:280], "database": order[280:]}
-    data = os.path.join(root, "lmdb")
-    convert.convert_list(list_file, root, data, split, num_labels=len(synthetic.CONCEPTS), size=synthetic.SIZE,
-                         progress=False)
+    data, list_file = datagen.converted_demo(root, 360, seed=9, order_seed=1, n_train=240, n_query=40)
     spec = deploy + ":feat"
     out, manifests = features.extract("demo", ("train", "query", "database"), spec, model, mean=(128, 128, 128),
                                       scale=1 / 128, data_dir=data, out=os.path.join(root, "features"),

@@ -6,7 +6,7 @@ import pytest
 
 from dhn import metrics
 from test_metrics_map import ap_path, clustered_codes  # noqa: F401  (both AP paths here too)
-from test_metrics_map import clustered_codes, make, multi_hot, quantized_real_codes
+from test_metrics_map import make, multi_hot, quantized_real_codes
 from test_metrics_reference import ref_aps, ref_ball, ref_precision_at
 
 TOL = 1e-12

@@ -2,7 +2,6 @@
 SqueezeNet): a few hundred of them through convert → features → a short frozen run → MAP well
 above random ranking, and converted records equal to the source's pixels and labels. Skipped,
 with that reason, where ../shared/data is absent (a user's clone has none)."""
-import hashlib
 import os
 import tarfile
 

@@ -10,7 +10,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from dhn import convert, gallery, hamming_ap, metrics, search, synthetic, train
+from dhn import gallery, hamming_ap, search, train
+import datagen
 
 
 def brute_force(q, db, top):
@@ -59,12 +60,7 @@ def test_lookup_returns_exactly_the_scan_within_the_radius(bits, radius):
 def trained(tmp_path_factory):
     """A small demo-data run (trained and evaluated by dhn.train), and its image folder."""
     root = str(tmp_path_factory.mktemp("search"))
-    list_file = synthetic.write_dataset(root, 300, seed=5)
-    order = np.random.default_rng(0).permutation(300)
-    split = {"train": order[:200], "query": order[200:240], "database": order[240:]}
-    data = os.path.join(root, "lmdb")
-    convert.convert_list(list_file, root, data, split, num_labels=len(synthetic.CONCEPTS), size=synthetic.SIZE,
-                         progress=False)
+    data, list_file = datagen.converted_demo(root, 300, seed=5, order_seed=0, n_train=200, n_query=40)
     run = os.path.join(root, "run")
     train.train("demo", 16, "dhn", iters=150, data_dir=data, run_dir=run, quiet=True)
     return {"root": root, "run": run, "data": data, "list": list_file}

@@ -12,7 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from dhn import convert, demo, sweep, synthetic, train
+from dhn import convert, demo, sweep, train
+import datagen
 
 N_IMAGES = 400
 
@@ -21,12 +22,7 @@ N_IMAGES = 400
 def demo_data(tmp_path_factory):
     """A small converted copy of the demo dataset: 240 train / 60 query / 100 database."""
     root = str(tmp_path_factory.mktemp("demo"))
-    list_file = synthetic.write_dataset(root, N_IMAGES, seed=3)
-    order = np.random.default_rng(0).permutation(N_IMAGES)
-    split = {"train": order[:240], "query": order[240:300], "database": order[300:]}
-    convert.convert_list(list_file, root, os.path.join(root, "lmdb"), split,
-                         num_labels=len(synthetic.CONCEPTS), size=synthetic.SIZE, progress=False)
-    return os.path.join(root, "lmdb")
+    return datagen.converted_demo(root, N_IMAGES, seed=3, order_seed=0, n_train=240, n_query=60)[0]
 
 
 def test_trained_codes_beat_random_ranking(demo_data, tmp_path):
@@ -112,19 +108,6 @@ def test_sweep_picks_the_best_validation_map(demo_data, tmp_path):
     assert not set(val_idx) & set(fit_idx)
 
 
-# Another backbone (issue 4's stretch): a deploy net with its own names, input blob and crop,
-# plus a head (cls, prob) that the cut after `feat` must drop.
-FOREIGN_DEPLOY = """name: "smallnet"
-layer { name: "img" type: "Input" top: "img" input_param { shape { dim: 1 dim: 3 dim: 28 dim: 28 } } }
-layer { name: "c1" type: "Convolution" bottom: "img" top: "c1"
-        convolution_param { num_output: 16 kernel_size: 5 stride: 2 weight_filler { type: "xavier" } } }
-layer { name: "r1" type: "ReLU" bottom: "c1" top: "c1" }
-layer { name: "feat" type: "InnerProduct" bottom: "c1" top: "feat"
-        inner_product_param { num_output: 64 weight_filler { type: "xavier" } } }
-layer { name: "feat_relu" type: "ReLU" bottom: "feat" top: "feat" }
-layer { name: "cls" type: "InnerProduct" bottom: "feat" top: "cls" inner_product_param { num_output: 10 } }
-layer { name: "prob" type: "Softmax" bottom: "cls" top: "prob" }
-"""
 
 
 @pytest.fixture
@@ -132,7 +115,7 @@ def foreign_model(tmp_path):
     """The deploy net and a caffemodel saved from it, randomly initialised."""
     import caffe
     deploy = tmp_path / "smallnet.prototxt"
-    deploy.write_text(FOREIGN_DEPLOY)
+    deploy.write_text(datagen.SMALL_DEPLOY)   # another backbone (issue 4's stretch)
     caffe.set_mode_cpu()
     net = caffe.Net(str(deploy), caffe.TEST)
     model = str(tmp_path / "smallnet.caffemodel")

@@ -2,7 +2,6 @@
 dhn_losses — so a wrong constant anywhere in a loss's gradient (the authors' quantization
 gradient was K× the loss's, ../shared/README.md §3) fails this test, not only the
 finite-difference ones. Tolerance: float32 forward/backward vs float64 here, rtol 1e-4."""
-import os
 
 import caffe
 import numpy as np

@@ -28,7 +28,6 @@ def carve_validation(train_dir, out_dir, val_fraction=0.2, seed=0, progress=True
     """Write ``out_dir/train`` (the fit part, shuffled) and ``out_dir/val`` from the records of
     a converted training split; returns {split: folder}."""
     manifest = convert.check_split(train_dir)
-    labels = convert.read_split_labels(train_dir)
     n = manifest["count"]
     n_val = max(1, int(round(val_fraction * n)))
     order = np.random.RandomState(seed).permutation(n)
