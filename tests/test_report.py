@@ -127,6 +127,22 @@ def test_report_keeps_configurations_apart(tmp_path):
     assert "| DHN — frozen features, lr 0.001, λ 1 | — | — | — | 0.420 ± 0.020 (3) |" in rows
 
 
+def test_seeds_written_by_evaluation_share_a_cell(tmp_path, codes):
+    # results.json as evaluation writes it (per-query APs and all): only the seed tells the two
+    # runs apart, so they share one cell; a new per-run result key would split them
+    _, ql, _, dl = codes
+    runs = tmp_path / "runs"
+    maps = []
+    for seed in (1, 2):
+        rng = np.random.default_rng(seed)
+        out = evaluate.evaluate_codes(real_codes(rng, ql, 12), ql, real_codes(rng, dl, 12), dl, R=None)
+        meta = dict(CONFIG, dataset="demo", bits=12, variant="dhn", seed=seed, run="s%d" % seed, lr=1e-3)
+        evaluate.write_results(str(runs / ("s%d" % seed)), out, dict(meta, **{"lambda": 1.0}))
+        maps.append(out["map"])
+    rows = [line for line in report.tables(report.load_runs(str(runs))).splitlines() if line.startswith("| DHN —")]
+    assert rows == ["| DHN — lr 0.001, λ 1 | %.3f ± %.3f (2) |" % (np.mean(maps), np.std(maps, ddof=1))]
+
+
 def test_unrecorded_configuration_is_its_own_row(tmp_path):
     runs = tmp_path / "runs"
     write_run(runs, "old", dataset="cifar10", bits=48, variant="dhn", map=0.3, R=54000, n_database=54000)

@@ -126,8 +126,11 @@ def setting(run):
     return ", ".join(parts)
 
 
-GROUP_IGNORES = ("seed", "map", "run", "weights", "eval_seconds", "precision_hamming2", "pr_curve", "precision_at_n",
-                 "commit", "caffe", "random_ranking_map", "demo_seconds", "bits")
+# What evaluation measures (it differs from seed to seed; R, ranking and the split sizes describe the
+# protocol and stay in the key), and where/with which commit a run ran.
+RESULT_KEYS = ("map", "ap", "pr_curve", "precision_at_n", "precision_hamming2", "precision_radius", "radius",
+               "eval_seconds", "random_ranking_map", "demo_seconds")
+GROUP_IGNORES = RESULT_KEYS + ("seed", "run", "weights", "commit", "caffe", "bits")
 
 
 def config_key(run):
