@@ -50,12 +50,16 @@ def test_killed_run_resumes_from_its_snapshot(demo_data, tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "dhn.train", "--dataset", "demo", "--bits", "8", "--iters", "400",
            "--data", demo_data, "--run", str(run)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    # output to a file, not an unread pipe: a full pipe (64 KiB) would stall the run before its snapshot
+    log = open(tmp_path / "first.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 600     # the first snapshot (iteration 100) comes in seconds, unless the machine is busy
-    while not train.latest_snapshot(str(run))[0] and time.time() < deadline:
+    while not train.latest_snapshot(str(run))[0] and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it was killed:\n" + (tmp_path / "first.log").read_text()[-2000:]
     os.killpg(proc.pid, signal.SIGKILL)     # the tool and its caffe child, mid-run
     proc.wait()
+    log.close()
     assert not (run / "results.json").exists()
     it, _ = train.latest_snapshot(str(run))
     assert 0 < it < 400
