@@ -63,6 +63,7 @@ def test_readme_caffe_train_runs_from_a_clean_checkout(checkout):
     text = "".join(log)
     assert re.search(r"Train net output #\d+: pair_loss = [\d.]+", text)
     assert "Optimization stopped early" in text
+    print("".join(l for l in log if re.search(r"Iteration 0 |pair_loss|quant_loss|Snapshotting to|stopped early", l)))
     snaps = [f for f in os.listdir(os.path.join(checkout, "prototxt", "cifar10")) if f.endswith(".caffemodel")]
     assert snaps and all(f.startswith("dhn_48_iter_") for f in snaps), snaps
 
@@ -73,3 +74,4 @@ def test_readme_caffe_time_runs_from_a_clean_checkout(checkout):
                          env=dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0"))
     assert out.returncode == 0, out.stderr[-3000:]
     assert re.search(r"Average Forward pass: [\d.]+ ms", out.stderr)
+    print("\n".join(l for l in out.stderr.splitlines() if "Average" in l or "Total Time" in l))

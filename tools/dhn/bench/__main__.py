@@ -17,10 +17,16 @@ def main(argv=None):
     names = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("bench_"))
     if args.only:
         names = [n for n in names if n in args.only or n[len("bench_"):] in args.only]
-    figures = []
+    figures, failed = [], []
     for name in names:
         print("== %s" % name, file=sys.stderr, flush=True)
-        figures += importlib.import_module("dhn.bench." + name).run()
+        try:
+            figures += importlib.import_module("dhn.bench." + name).run()
+        except Exception as e:     # one broken bench must not cost the others' figures (some take minutes)
+            import traceback
+            traceback.print_exc()
+            failed.append(name)
+            print("== %s failed: %s: %s" % (name, type(e).__name__, e), file=sys.stderr, flush=True)
     print("%-44s %14s  %-8s %9s  %s" % ("figure", "value", "unit", "ratio", "compared with"))
     for f in figures:
         ratio = "" if f.ratio is None else "%.3g" % f.ratio
@@ -36,6 +42,9 @@ def main(argv=None):
         json.dump(flat, fh, indent=1, sort_keys=True)
     os.replace(tmp, args.out)
     print("wrote %s" % args.out, file=sys.stderr)
+    if failed:
+        print("failed: %s (their figures are missing)" % ", ".join(failed), file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,41 @@
+"""make bench's runner: the table, runs/bench.json as a flat name -> number object, and a broken
+benchmark reported without losing the others' figures. The search bench stands in for all (5 s)."""
+import json
+import sys
+import types
+
+import pytest
+
+from dhn.bench import Figure
+from dhn.bench import __main__ as bench_main
+
+
+def test_search_bench_writes_a_flat_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    bench_main.main(["search", "--out", str(out)])
+    figures = json.loads(out.read_text())
+    assert all(isinstance(v, (int, float)) for v in figures.values())
+    assert 0 < figures["search.lookup_r2_recall_at_100"] <= 1      # the radius-2 balls are not empty
+    assert figures["search.scan_1q_200k_64b_ms"] > 0 and "search.scan_1q_200k_64b_ms.ratio" in figures
+    table = capsys.readouterr().out
+    assert "search.scan_queries_per_s" in table and "compared with" in table
+
+
+def test_a_failing_bench_keeps_the_others(tmp_path, monkeypatch, capsys):
+    good = types.ModuleType("dhn.bench.bench_zgood")
+    good.run = lambda: [Figure("zgood.value", 1.5, "s", None, "")]
+    bad = types.ModuleType("dhn.bench.bench_zbad")
+
+    def broken():
+        raise ValueError("broken on purpose")
+    bad.run = broken
+    monkeypatch.setitem(sys.modules, "dhn.bench.bench_zgood", good)
+    monkeypatch.setitem(sys.modules, "dhn.bench.bench_zbad", bad)
+    monkeypatch.setattr(bench_main.pkgutil, "iter_modules",
+                        lambda path: [types.SimpleNamespace(name="bench_zbad"), types.SimpleNamespace(name="bench_zgood")])
+    out = tmp_path / "bench.json"
+    with pytest.raises(SystemExit) as e:
+        bench_main.main(["--out", str(out)])
+    assert e.value.code == 1
+    assert json.loads(out.read_text()) == {"zgood.value": 1.5}
+    assert "bench_zbad failed: ValueError: broken on purpose" in capsys.readouterr().err
