@@ -4,8 +4,7 @@
                         [--bits 12,24,32,48] [--seeds 1,2,3] [--iters 3000] [--database database]
 
 What it runs, each step resumable (every run is a run folder; finished ones are reused):
-1. the backbone's features of train, query and the database (dhn.features), where `make features`
-   has not made them yet;
+1. the backbone's features of train, query and the database (dhn.features), once;
 2. per code length, `make sweep` in the same mode (lr × λ over the paper's grids, on a validation
    split carved from the training set), whose choice sets lr and λ for that length;
 3. DHN, DHN-Q (λ = 0), DHN-E (squared pairwise loss, the same lr and λ) and DHN-B (DHN's net,
@@ -23,15 +22,7 @@ import os
 import sys
 import time
 
-from . import baselines, convert, features, report, sweep, train
-
-
-def _whole(split_dir):
-    try:
-        convert.check_split(split_dir)
-        return True
-    except convert.DatasetError:
-        return False
+from . import baselines, features, report, sweep, train
 
 
 def run_name(dataset, bits, variant, fname, seed):
@@ -45,11 +36,8 @@ def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48),
     os.makedirs(out, exist_ok=True)
     times, choices = {}, {}
     t0 = time.time()
-    _, _, fname = features.backbone_of(dataset, backbone, None, None, weights)
-    fdir = features.features_dir(dataset, fname)
-    missing = [s for s in ("train", "query", database) if not _whole(os.path.join(fdir, s))]
-    if missing:    # what `make features` has not made yet (it is the long step on a CPU)
-        features.extract(dataset, tuple(missing), backbone, weights)
+    fdir, _ = features.extract(dataset, ("train", "query", database), backbone, weights)
+    fname = os.path.basename(os.path.normpath(fdir))
     times["features_s"] = round(time.time() - t0, 1)
     kw = dict(features=True, backbone=backbone, weights=weights)
     for k in bits:

@@ -2,7 +2,8 @@
 
 Codes: 200,000 database and 1,000 query codes near 100 random centres (each bit flipped with
 probability 0.03, RandomState(0): ≈ 2 bits from its centre, ≈ 4 from a neighbour, so radius-2
-balls hold part of a query's class; at 0.15 they were empty and the lookup found nothing). Figures, best of repeated runs on this machine:
+balls hold part of a query's class; at 0.15 they were empty and the lookup found nothing).
+Figures, best of repeated runs on this machine:
 - one query, top 100, linear scan (the C kernel: one popcount pass, no sort) vs the brute-force
   numpy scan (XOR + popcount of the packed words, then a stable argsort of the distances);
 - 1,000 queries at once, the same two ways;
@@ -18,9 +19,8 @@ from dhn.bench import Figure, best_time
 from dhn.search import HammingIndex
 
 N, BITS, NQ, TOP = 200_000, 64, 1_000, 100
-
-
 FLIP = 0.03     # probability of each bit differing from its centre
+
 
 def codes(n, rng, centres):
     flips = np.where(rng.random_sample((n, BITS)) < FLIP, -1, 1)
