@@ -12,7 +12,15 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 # Debian 11's source package: BVLC master of 2018-08-21 + Debian's patches (OpenCV 4 fix).
-CAFFE_DEB_VERSION=${CAFFE_DEB_VERSION:-1.0.0+git20180821.99bd997-8}
+# Its three files are pinned by sha256 (as first fetched from deb.debian.org, bullseye); nothing
+# else is unpacked or built (verify_source.sh: each file, and the .dsc's own list of the others).
+CAFFE_DEB_VERSION=1.0.0+git20180821.99bd997-8
+CAFFE_SOURCE_PINS="\
+c492f4893fc1ba1fb514b2d9b4763bc78dc93571ea24adc6e604eccbb93cdd64  caffe_1.0.0+git20180821.99bd997-8.dsc
+e0eb3f06794f7402c77b7dec8e8480273ee1a1bb192e9122b621a69d4147ad0c  caffe_1.0.0+git20180821.99bd997.orig.tar.gz
+07cf073227494a6b07234e40cb5df91db566616593eef9baafdc4d06ad159f21  caffe_1.0.0+git20180821.99bd997-8.debian.tar.xz"
+# CAFFE_SOURCE_DIR=DIR: take those files from a local folder (a mirror, an offline copy) instead of apt.
+CAFFE_SOURCE_DIR=${CAFFE_SOURCE_DIR:-}
 PYTHON=${PYTHON:-python3}
 CACHE=${DHN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dhn}
 CUDA=${CUDA:-0}
@@ -51,18 +59,30 @@ work="$CACHE/work-$key"
 rm -rf "$work" "$prefix"; mkdir -p "$work"
 
 # 1. Fetch the Debian source package with a private apt config: the system's sources stay
-#    untouched. The mirror is the one the system's own sources name.
-mirror=$(grep -rhoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
-         | grep -v security | head -1 | tr -d ' ' || true)
-mirror=${mirror:-http://deb.debian.org/debian}
-apt_dir="$work/apt"; mkdir -p "$apt_dir/lists/partial"
-echo "deb-src [trusted=yes] ${mirror%/} bullseye main" > "$apt_dir/sources.list"
-apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
-          -o "Dir::State::Lists=$apt_dir/lists" -o Debug::NoLocking=1)
-log "fetching caffe $CAFFE_DEB_VERSION source from $mirror (bullseye)"
-apt-get "${apt_opts[@]}" -qq update >&2
-(cd "$work" && apt-get "${apt_opts[@]}" -qq source --download-only "caffe=$CAFFE_DEB_VERSION" >&2)
-(cd "$work" && dpkg-source -x --no-check caffe_*.dsc src >&2)   # applies Debian's patches
+#    untouched. The mirror is the one the system's own sources name. [trusted=yes] (bullseye's
+#    archive key may not be on the system) is safe only because the files are checked against
+#    the pins before use.
+src_dir=$work
+if [ -n "$CAFFE_SOURCE_DIR" ]; then
+  src_dir=$CAFFE_SOURCE_DIR
+  log "caffe $CAFFE_DEB_VERSION source from $src_dir"
+else
+  mirror=$(grep -rhoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
+           | grep -v security | head -1 | tr -d ' ' || true)
+  mirror=${mirror:-http://deb.debian.org/debian}
+  apt_dir="$work/apt"; mkdir -p "$apt_dir/lists/partial"
+  echo "deb-src [trusted=yes] ${mirror%/} bullseye main" > "$apt_dir/sources.list"
+  apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+            -o "Dir::State::Lists=$apt_dir/lists" -o Debug::NoLocking=1)
+  log "fetching caffe $CAFFE_DEB_VERSION source from $mirror (bullseye)"
+  apt-get "${apt_opts[@]}" -qq update >&2
+  (cd "$work" && apt-get "${apt_opts[@]}" -qq source --download-only "caffe=$CAFFE_DEB_VERSION" >&2)
+fi
+printf '%s\n' "$CAFFE_SOURCE_PINS" > "$work/source.sha256"
+"$here/verify_source.sh" "$src_dir" "$work/source.sha256" || { rm -rf "$work"; exit 2; }
+# --no-check: no Debian keyring here for the .dsc's signature; its checksums were checked above.
+dsc=$(awk '$2 ~ /\.dsc$/ { print $2 }' "$work/source.sha256")
+dpkg-source -x --no-check "$src_dir/$dsc" "$work/src" >&2   # applies Debian's patches
 
 # 2. The project's own patches (each says why at its top).
 for p in "$here"/patches/*.patch; do
