@@ -23,8 +23,9 @@ Safety: each split is written to ``<split>.tmp-<pid>`` and renamed to ``<split>`
 complete and checked (both LMDBs hold ``count`` records), so an interrupted run leaves
 nothing that looks finished; a finished split whose manifest matches the request (same
 sources, options and record order) is skipped, so re-running is a no-op, and a run that
-was interrupted resumes at the first unfinished split. Bad input raises DatasetError (one
-line: file, line, fix) and removes everything the run wrote.
+was interrupted resumes at the first unfinished split. A split being replaced survives any
+failure of its replacement (write_split). Bad input raises DatasetError (one line: file,
+line, fix), removes everything the run wrote and puts back the splits it had replaced.
 
 Encoding (``python -m dhn.bench convert``: 480 natural 32×32 crops -> 256×256, this 2-core
 shared machine; rates varied ~±30% between runs):
@@ -79,12 +80,24 @@ def _pid_alive(pid):
     return True
 
 
-def _remove_stale(out_dir):
-    """Remove <split>.tmp-<pid> / .old-<pid> left by runs that died (never a live run's)."""
-    for name in os.listdir(out_dir):
-        m = re.match(r"^.+\.(tmp|old)-(\d+)$", name)
-        if m and (int(m.group(2)) == os.getpid() or not _pid_alive(int(m.group(2)))):
-            shutil.rmtree(os.path.join(out_dir, name), ignore_errors=True)
+def _remove_stale(out_dir, split=None):
+    """Tidy what writers that died left in out_dir (of one split, or all; never a live run's):
+    a <split>.tmp-<pid> goes; a <split>.old-<pid>, the previous whole split moved aside for its
+    replacement, goes back to <split> when the writer died between its two renames (no <split>),
+    and goes only when <split> is there."""
+    if not os.path.isdir(out_dir):
+        return
+    for name in sorted(os.listdir(out_dir)):
+        m = re.match(r"^(.+)\.(tmp|old)-(\d+)$", name)
+        if not m or (split is not None and m.group(1) != split):
+            continue
+        if int(m.group(3)) != os.getpid() and _pid_alive(int(m.group(3))):
+            continue
+        path, whole = os.path.join(out_dir, name), os.path.join(out_dir, m.group(1))
+        if m.group(2) == "old" and not os.path.exists(whole):
+            os.rename(path, whole)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _dir_bytes(path):
@@ -194,29 +207,39 @@ def finished_split(split_dir, key):
     return None
 
 
-def write_split(split_dir, fill):
+def write_split(split_dir, fill, replaced=None):
     """Make split_dir whole or not at all: fill(tmp) writes the split's LMDBs and files into
     ``<split_dir>.tmp-<pid>`` and returns its manifest, which is written and checked
-    (check_split) before the folder is swapped into place; on any error the temporary folder is
-    removed and an existing split_dir is left as it was. Returns the manifest."""
+    (check_split) before the folder is swapped into place. The previous split_dir survives any
+    failure of its replacement: it is moved aside to ``<split_dir>.old-<pid>`` only once the new
+    one is whole, moved back if the second rename fails, and put back by the next writer if this
+    process dies between the two renames (_remove_stale). ``replaced``: a list that gets
+    (split_dir, aside) instead of the aside folder being deleted (build_splits decides once every
+    split is written). Returns the manifest."""
+    out_dir, name = os.path.split(os.path.abspath(split_dir))
+    _remove_stale(out_dir, name)
     tmp = "%s.tmp-%d" % (split_dir, os.getpid())
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
+    aside = None
     try:
         manifest = fill(tmp)
         with open(os.path.join(tmp, "manifest.json"), "w") as fh:
             json.dump(manifest, fh, indent=1)
         check_split(tmp)
-        if os.path.exists(split_dir):  # replacing an outdated split: swap, then delete the old one
-            old = "%s.old-%d" % (split_dir, os.getpid())
-            os.rename(split_dir, old)
-            os.rename(tmp, split_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, split_dir)
+        if os.path.exists(split_dir):  # replacing an outdated split: move it aside, then swap
+            aside = "%s.old-%d" % (split_dir, os.getpid())
+            os.rename(split_dir, aside)
+        os.rename(tmp, split_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if aside and os.path.exists(aside) and not os.path.exists(split_dir):
+            os.rename(aside, split_dir)
         raise
+    if aside and replaced is not None:
+        replaced.append((split_dir, aside))
+    elif aside:
+        shutil.rmtree(aside, ignore_errors=True)
     return manifest
 
 
@@ -306,8 +329,8 @@ def default_workers():
 
 
 def _build_split(split_dir, name, order, labels, class_index, load, size, encoding, key, info, progress,
-                 workers=1):
-    """Write one split (write_split: whole or not at all)."""
+                 workers=1, replaced=None):
+    """Write one split (write_split: whole or not at all; the split it replaces goes to ``replaced``)."""
     timing = {}
 
     def fill(tmp):
@@ -338,7 +361,7 @@ def _build_split(split_dir, name, order, labels, class_index, load, size, encodi
                     seconds=round(seconds, 3), images_per_s=round(len(order) / max(seconds, 1e-9), 1),
                     workers=workers, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), key=key, complete=True)
 
-    manifest = write_split(split_dir, fill)
+    manifest = write_split(split_dir, fill, replaced)
     _log("%s/%s: %d images in %.1f s = %.1f img/s; %.1f KB/image (%s, %d×%d) -> %s"
          % (info["dataset"], name, len(order), timing["s"], len(order) / max(timing["s"], 1e-9),
             timing["bytes"] / max(len(order), 1) / 1e3, encoding, size, size, split_dir))
@@ -366,7 +389,7 @@ def build_splits(out_dir, dataset, split_indices, labels, load, class_index=None
     os.makedirs(out_dir, exist_ok=True)
     _remove_stale(out_dir)
     names = [s for s in SPLIT_ORDER if s in split_indices] + sorted(s for s in split_indices if s not in SPLIT_ORDER)
-    written, result = [], {}
+    written, replaced, result = [], [], {}
     try:
         for name in names:
             split_dir = os.path.join(out_dir, name)
@@ -384,15 +407,21 @@ def build_splits(out_dir, dataset, split_indices, labels, load, class_index=None
                 _log("%s/%s: %s differs from this request: rebuilding it" % (dataset, name, split_dir))
             info = {"dataset": dataset, "sources": sources or {}, "options": options or {}}
             _build_split(split_dir, name, order, labels, class_index, load, size, encoding, key, info, progress,
-                         workers)
+                         workers, replaced)
             written.append(split_dir)
     except DatasetError:
-        # Bad input: leave nothing of this run behind (the fix would change the request anyway).
+        # Bad input: leave nothing of this run behind (the fix would change the request anyway),
+        # and the splits it replaced as they were.
         for split_dir in written:
             shutil.rmtree(split_dir, ignore_errors=True)
+        for split_dir, aside in replaced:
+            os.rename(aside, split_dir)
         if created_out and not os.listdir(out_dir):
             os.rmdir(out_dir)
         raise
+    finally:   # whatever else stopped the run, its finished splits stand: the ones they replaced go
+        for _, aside in replaced:
+            shutil.rmtree(aside, ignore_errors=True)
     return result
 
 
