@@ -54,7 +54,7 @@ from tqdm import tqdm
 from dhn import lmdb_io
 from dhn.datasets import (CIFAR10_FOLDER_COUNTS, CIFAR10_MD5, CIFAR10_URL, NUM_LABELS, SPLIT_ORDER, DatasetError,
                           check_split_indices, dataset_dir, download_cifar10, file_digest, find_cifar10,
-                          load_cifar10, load_split_spec, read_list, read_split_files, split_from_spec)
+                          load_cifar10, load_split_spec, read_json, read_list, read_split_files, split_from_spec)
 
 ENCODINGS = {"raw": None, "png": "png", "jpg": "jpg"}
 DEFAULT_ENCODING = "png"
@@ -115,9 +115,9 @@ def check_split(split_dir):
     if not os.path.isfile(mpath):
         raise DatasetError("%s: not a finished conversion (no manifest.json): run python -m dhn.convert"
                            % split_dir)
-    with open(mpath) as fh:
-        manifest = json.load(fh)
-    if not manifest.get("complete"):
+    manifest = read_json(mpath, "delete %s and build it again (make data, or make features for a features split)"
+                         % split_dir)
+    if not isinstance(manifest, dict) or not manifest.get("complete"):
         raise DatasetError("%s: conversion not complete: delete it and convert again" % mpath)
     counts = {}
     dbs = manifest.get("databases", ["images", "labels"])   # a features split (dhn.features): features, labels
@@ -145,6 +145,8 @@ def read_split_labels(split_dir):
         vec = lmdb_io.datum_array(datum).reshape(-1)
         if vec.size != c:
             raise DatasetError("%s: record %d has %d labels, manifest says %d" % (split_dir, n - 1, vec.size, c))
+        if vec.max() > 1:
+            raise lmdb_io.damaged(os.path.join(split_dir, "labels"), "record %d holds a label other than 0 or 1" % (n - 1))
         out[n - 1] = vec
     if n != manifest["count"]:
         raise DatasetError("%s: read %d label records, expected %d" % (split_dir, n, manifest["count"]))

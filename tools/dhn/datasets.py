@@ -56,6 +56,20 @@ class DatasetError(ValueError):
     """Bad input: the message is one line naming the file (and line) and what to do."""
 
 
+def read_json(path, fix):
+    """The JSON document at path (a manifest, a run's config or results, ...); a missing,
+    unreadable or corrupt one is a DatasetError naming the file and ``fix``, what to do."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        raise DatasetError("%s: missing: %s" % (path, fix)) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError("%s: cannot be read (%s): %s" % (path, getattr(e, "strerror", None) or e, fix)) from None
+    except ValueError as e:
+        raise DatasetError("%s: not valid JSON (%s): %s" % (path, e, fix)) from None
+
+
 def dataset_dir(dataset):
     return os.path.join(DATA_DIR, dataset)
 
@@ -418,8 +432,7 @@ def load_split_spec(dataset):
     if not os.path.isfile(path):
         raise DatasetError("%s: missing split definition (regenerate with python -m dhn.make_splits %s)"
                            % (path, dataset))
-    with open(path) as fh:
-        return json.load(fh)
+    return read_json(path, "restore it from git (git checkout %s)" % path)
 
 
 def cifar10_split(labels, spec):

@@ -4,16 +4,88 @@ Keys are zero-padded record indices (``%08d``), because LMDB iterates in key ord
 Caffe's Data layer reads in that order: the images DB and the labels DB line up by key.
 Images are stored as Caffe does, C×H×W uint8 in BGR order, raw or encoded (PNG/JPEG bytes
 with ``encoded = True``, which Caffe's Data layer decodes with OpenCV).
+
+A damaged LMDB (lmdb.Error, a missing record, a record that is no Datum of the size it
+says) is reported by every reader here as a DatasetError: one line naming the LMDB and the fix.
 """
+import ctypes
 import os
+import signal
 
 import lmdb
 import numpy as np
 from caffe.proto import caffe_pb2
 from dhn_data import datum_array  # noqa: F401  (the one Datum decoder; layers/ is on PYTHONPATH)
+from google.protobuf.message import DecodeError
+
+from .datasets import DatasetError
 
 KEY_FORMAT = "%08d"
 COMMIT_EVERY = 1000
+
+
+def damaged(path, what):
+    """The one error for a damaged LMDB: which one, what is wrong, and the fix."""
+    split = os.path.dirname(os.path.normpath(path)) or "."
+    what = str(what)
+    if what.startswith(path + ": "):      # lmdb.Error names the path itself
+        what = what[len(path) + 2:]
+    return DatasetError("%s: damaged LMDB (%s): delete %s and build it again (make data, or make features for a "
+                        "features split)" % (path, what, split))
+
+
+# A damaged page can make LMDB read past the end of its file, which the kernel answers with
+# SIGBUS: no Python exception can unwind that, and the process would die with "Bus error".
+# While an LMDB is open for reading, a C-level handler (ctypes) reports it like any other
+# damage instead (one line, exit status 2). A writer's <split>.tmp-<pid> folder may remain; the
+# next writer of that folder removes it (convert._remove_stale).
+_reading = []
+_fault_handler = None
+
+
+def _on_fault(signum):
+    where = _reading[-1] if _reading else "an LMDB"
+    os.write(2, ("error: %s\n" % damaged(where, "a read outside the file, SIGBUS")).encode())
+    os._exit(2)
+
+
+def _watch(path):
+    global _fault_handler
+    if _fault_handler is None:
+        libc = ctypes.CDLL(None)
+        _fault_handler = ctypes.CFUNCTYPE(None, ctypes.c_int)(_on_fault)
+        libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
+        libc.signal.restype = ctypes.c_void_p
+        libc.signal(signal.SIGBUS, ctypes.cast(_fault_handler, ctypes.c_void_p))
+    _reading.append(path)
+
+
+def _unwatch(path):
+    if path in _reading:
+        _reading.remove(path)
+
+
+def _open_env(path):
+    if not os.path.isdir(path):
+        raise DatasetError("%s: no such LMDB (convert the dataset first: make data DATASET=...)" % path)
+    try:
+        return lmdb.open(path, readonly=True, lock=False)
+    except lmdb.Error as e:
+        raise damaged(path, e) from None
+
+
+def parse_datum(path, i, value):
+    """The Datum in record i's bytes, checked: it parses and holds as many values as it says."""
+    datum = caffe_pb2.Datum()
+    try:
+        datum.ParseFromString(value)
+    except DecodeError:
+        raise damaged(path, "record %d is not a Caffe Datum" % i) from None
+    size = datum.channels * datum.height * datum.width
+    if size == 0 or not (datum.encoded or len(datum.data) == size or len(datum.float_data) == size):
+        raise damaged(path, "record %d does not hold the %d×%d×%d values it says"
+                      % (i, datum.channels, datum.height, datum.width))
+    return datum
 
 
 def image_datum(bgr_hwc, label=0, encoding=None):
@@ -96,21 +168,26 @@ class Reader:
     """Random access to the serialized Datum of record i. Use as a context manager."""
 
     def __init__(self, path):
-        if not os.path.isdir(path):
-            raise FileNotFoundError("%s: no such LMDB" % path)
         self.path = path
-        self.env = lmdb.open(path, readonly=True, lock=False)
+        self.env = _open_env(path)
+        _watch(path)
         self.txn = self.env.begin()
 
     def get_bytes(self, i):
-        value = self.txn.get((KEY_FORMAT % i).encode())
+        """Record i's bytes, checked to be a whole Datum (parse_datum)."""
+        try:
+            value = self.txn.get((KEY_FORMAT % i).encode())
+        except lmdb.Error as e:
+            raise damaged(self.path, e) from None
         if value is None:
-            raise KeyError("%s: no record %d" % (self.path, i))
+            raise damaged(self.path, "no record %d" % i)
+        parse_datum(self.path, i, value)
         return value
 
     def close(self):
         self.txn.abort()
         self.env.close()
+        _unwatch(self.path)
 
     def __enter__(self):
         return self
@@ -120,25 +197,32 @@ class Reader:
 
 
 def count(path):
-    with lmdb.open(path, readonly=True, lock=False) as env:
+    env = _open_env(path)
+    try:
         return env.stat()["entries"]
+    except lmdb.Error as e:
+        raise damaged(path, e) from None
+    finally:
+        env.close()
 
 
 def read(path, start=0, stop=None):
-    """Yield Datums in key order, records [start, stop)."""
-    if not os.path.isdir(path):
-        raise FileNotFoundError("%s: no such LMDB (convert the dataset first: make data DATASET=...)" % path)
-    env = lmdb.open(path, readonly=True, lock=False)
+    """Yield Datums in key order, records [start, stop); every key in turn, none skipped."""
+    env = _open_env(path)
+    _watch(path)
     try:
         with env.begin() as txn:
             cur = txn.cursor()
             if not cur.set_range((KEY_FORMAT % start).encode()):
                 return
-            for i, (_, value) in enumerate(cur, start):
+            for i, (key, value) in enumerate(cur, start):
                 if stop is not None and i >= stop:
                     break
-                datum = caffe_pb2.Datum()
-                datum.ParseFromString(value)
-                yield datum
+                if key != (KEY_FORMAT % i).encode():
+                    raise damaged(path, "record %d is missing (the next key is %r)" % (i, key[:16].decode("latin-1")))
+                yield parse_datum(path, i, value)
+    except lmdb.Error as e:
+        raise damaged(path, e) from None
     finally:
         env.close()
+        _unwatch(path)
