@@ -31,17 +31,66 @@ def centre_crop(chw, crop):
     return chw[:, h_off:h_off + crop, w_off:w_off + crop]
 
 
-def _load_net(deploy_prototxt, caffemodel, crop, code_blob, gpu):
+def _shape(blob):
+    return tuple(blob.shape.dim) if blob.HasField("shape") else (blob.num, blob.channels, blob.height, blob.width)
+
+
+def _fits(blob, want):
+    """Caffe's Blob::ShapeEquals: a legacy blob (num, channels, height, width) fits a net shape
+    that, padded with leading 1s to four axes, equals it."""
+    if blob.HasField("shape"):
+        return tuple(blob.shape.dim) == want
+    return len(want) <= 4 and (1,) * (4 - len(want)) + want == _shape(blob)
+
+
+def weights_mismatch(net, caffemodel):
+    """None when every parameter layer of ``net`` finds blobs of its shapes in the caffemodel
+    (by layer name), else what differs, as a phrase. Checked before Caffe loads the weights:
+    on a mismatch Caffe aborts the process (a CHECK) instead of raising, and it silently keeps
+    random weights for a layer the file lacks. ValueError if the file is no Caffe model."""
+    from caffe.proto import caffe_pb2
+    from google.protobuf.message import DecodeError
+    saved = caffe_pb2.NetParameter()
+    try:
+        with open(caffemodel, "rb") as fh:
+            saved.ParseFromString(fh.read())
+    except DecodeError:
+        raise ValueError("%s: not a Caffe model (no NetParameter): give the .caffemodel file" % caffemodel) from None
+    blobs = {layer.name: layer.blobs for layer in list(saved.layer) + list(saved.layers) if layer.blobs}  # layers: V1
+    for name, params in net.params.items():
+        want = [tuple(p.data.shape) for p in params]
+        if name not in blobs:
+            return "it has no weights for layer %s" % name
+        have = blobs[name]
+        if len(have) != len(want) or not all(_fits(b, w) for b, w in zip(have, want)):
+            return "layer %s holds %s where the net needs %s" % (
+                name, ", ".join("×".join(map(str, _shape(b))) for b in have), ", ".join("×".join(map(str, w)) for w in want))
+    return None
+
+
+def load_net(deploy_prototxt, caffemodel, fix="give the caffemodel trained for that net"):
+    """A TEST-phase net with its trained weights, after weights_mismatch: a mismatch is a
+    ValueError naming both files and ``fix``, never Caffe's abort."""
     import caffe
     for path, what in ((deploy_prototxt, "deploy prototxt"), (caffemodel, "weights")):
         if not os.path.isfile(path):
             raise ValueError("%s %s does not exist" % (what, path))
+    net = caffe.Net(deploy_prototxt, caffe.TEST)
+    bad = weights_mismatch(net, caffemodel)
+    if bad:
+        raise ValueError("%s does not fit %s (%s): %s" % (caffemodel, deploy_prototxt, bad, fix))
+    net.copy_from(caffemodel)
+    return net
+
+
+def _load_net(deploy_prototxt, caffemodel, crop, code_blob, gpu):
+    import caffe
     if gpu is None:
         caffe.set_mode_cpu()
     else:
         caffe.set_device(int(gpu))
         caffe.set_mode_gpu()
-    net = caffe.Net(deploy_prototxt, caffe.TEST, weights=caffemodel)
+    net = load_net(deploy_prototxt, caffemodel)
     if len(net.inputs) != 1 or code_blob not in net.blobs:
         raise ValueError("%s must have one input blob and a code blob %r (its blobs: %s): "
                          "generate it with dhn.netgen.deploy_net"
@@ -85,8 +134,11 @@ def encode(deploy_prototxt, caffemodel, images_lmdb, crop, mean_bgr, batch_size=
     name = os.path.join(*os.path.normpath(os.path.abspath(images_lmdb)).split(os.sep)[-2:])   # query/images
     with tqdm(total=n, unit="img", desc="encode %s" % name,
               disable=not progress, file=sys.stderr) as bar:
-        for datum in lmdb_io.read(images_lmdb):
-            img = lmdb_io.datum_array(datum)
+        for i, datum in enumerate(lmdb_io.read(images_lmdb)):
+            try:
+                img = lmdb_io.datum_array(datum)
+            except ValueError:      # an encoded record that OpenCV cannot decode
+                raise lmdb_io.damaged(images_lmdb, "record %d does not decode as an image" % i) from None
             if crop is None:       # a feature record goes in as it is
                 if img.size != np.prod(item):
                     raise ValueError("%s: records of %d values, the net takes %s" % (images_lmdb, img.size, item))

@@ -57,6 +57,25 @@ def backbone_of(dataset, spec=None, mean=None, scale=None, weights=None):
     return bb, weights, "%s-%s" % (bb["name"], layer)
 
 
+def check_weights(bb, weights, spec):
+    """Refuse (FeatureError) a caffemodel whose blobs do not fit the backbone net, before any
+    split: Caffe would abort the process on it (encode.weights_mismatch)."""
+    import tempfile
+
+    import caffe
+    with tempfile.NamedTemporaryFile("w", suffix=".prototxt") as fh:
+        fh.write(str(netgen.backbone_net(bb, batch=1)))
+        fh.flush()
+        net = caffe.Net(fh.name, caffe.TEST)
+    try:
+        bad = encode.weights_mismatch(net, weights)
+    except ValueError as e:
+        raise FeatureError(str(e)) from None
+    if bad:
+        raise FeatureError("%s does not fit %s (%s): pass the caffemodel of that net (--weights, make: WEIGHTS=)"
+                           % (weights, spec or "the dataset's AlexNet", bad))
+
+
 def features_dir(dataset, name, root=None):
     root = root or os.environ.get("DHN_ROOT", ".")
     return os.path.join(root, "data", dataset, "features", name)
@@ -106,6 +125,7 @@ def extract(dataset, splits=("train", "query", "database"), spec=None, weights=N
             data_dir=None, out=None, batch=64, gpu=None, progress=True):
     """Features of each split; returns (features folder, {split: manifest})."""
     bb, weights, name = backbone_of(dataset, spec, mean, scale, weights)
+    check_weights(bb, weights, spec)
     root = os.environ.get("DHN_ROOT", ".")
     data_dir = data_dir or os.path.join(root, "data", dataset, "lmdb")
     out = out or features_dir(dataset, name)

@@ -20,6 +20,7 @@ pass per query (the C kernel of dhn.hamming_ap; numpy where no compiler exists).
 import argparse
 import itertools
 import json
+import math
 import os
 import sys
 import time
@@ -27,10 +28,32 @@ import time
 import numpy as np
 
 from dhn import hamming_ap, metrics
+from dhn.datasets import read_json
+
+# A radius-r lookup probes every code within distance r of the query: sum of C(K, i), i = 0..r
+# (64 bits: 2,081 at r = 2, 43,745 at r = 3, 679,121 at r = 4), each a table lookup, and keeps
+# that many masks in memory. Above this many probes a query is refused: the scan (no --radius,
+# a larger --top) returns the same items within r at a cost that does not grow with r.
+MAX_PROBES = 50000
 
 
 class SearchError(ValueError):
     """One line: the file and the fix."""
+
+
+def probes(bits, radius):
+    """Codes probed by a radius lookup at this code length."""
+    return sum(math.comb(bits, r) for r in range(radius + 1))
+
+
+def check_radius(bits, radius):
+    if radius < 0:
+        raise SearchError("--radius %d: a Hamming radius is 0 or more" % radius)
+    if probes(bits, radius) > MAX_PROBES:
+        largest = max(r for r in range(bits + 1) if probes(bits, r) <= MAX_PROBES)
+        raise SearchError("--radius %d at %d bits probes %s codes a query, above the limit of %s (the probe table "
+                          "grows as C(%d, r)): use a radius of at most %d, or the scan (no RADIUS=, a larger TOP=)"
+                          % (radius, bits, format(probes(bits, radius), ","), format(MAX_PROBES, ","), bits, largest))
 
 
 # ----------------------------------------------------------------------------- the index
@@ -101,7 +124,8 @@ class HammingIndex:
 
     def lookup(self, queries, radius=2):
         """For each query, (idx, dist) of every database item within Hamming distance ``radius``,
-        ranked as the scan ranks them (distance, then database order)."""
+        ranked as the scan ranks them (distance, then database order). At most MAX_PROBES probes."""
+        check_radius(self.bits, radius)
         table = self.buckets()
         if getattr(self, "_masks_r", None) != radius:
             self._masks, self._masks_r = self._flips(radius), radius
@@ -134,8 +158,9 @@ def _run_files(run_dir):
         if not os.path.isfile(os.path.join(run_dir, name)):
             raise SearchError("%s: no %s: not a finished run; train and evaluate it first (make train ...)"
                               % (run_dir, name))
-    config = json.load(open(os.path.join(run_dir, "config.json")))
-    results = json.load(open(os.path.join(run_dir, "results.json")))
+    config = read_json(os.path.join(run_dir, "config.json"),
+                       "the run's configuration is lost: train it again (make train ... FORCE_NEW=1)")
+    results = read_json(os.path.join(run_dir, "results.json"), "evaluate the run again (make train ... with --force)")
     database = results.get("database", "database")
     codes = os.path.join(run_dir, "codes", database + ".npy")
     if not os.path.isfile(codes):
@@ -182,26 +207,6 @@ def read_image(path, size):
     return bgr.transpose(2, 0, 1)
 
 
-def check_weights_fit(deploy, model):
-    """Compare the caffemodel's blob shapes with the deploy net's parameters by layer name
-    before loading it: Caffe aborts the process (a CHECK) on a mismatch instead of raising."""
-    import caffe
-    from caffe.proto import caffe_pb2
-    net = caffe.Net(deploy, caffe.TEST)
-    saved = caffe_pb2.NetParameter()
-    with open(model, "rb") as fh:
-        saved.ParseFromString(fh.read())
-    blobs = {layer.name: [tuple(b.shape.dim) for b in layer.blobs] for layer in saved.layer if layer.blobs}
-    for name, params in net.params.items():
-        want = [tuple(p.data.shape) for p in params]
-        if name not in blobs:
-            raise SearchError("%s has no weights for layer %s of %s: the run's deploy net and weights do not "
-                              "match; evaluate the run again" % (model, name, deploy))
-        if blobs[name] != want:
-            raise SearchError("%s: layer %s holds %s but %s needs %s: the run's deploy net and weights do not "
-                              "match; evaluate the run again" % (model, name, blobs[name], deploy, want))
-
-
 def encode_images(paths, deploy, model, crop, mean, scale, size):
     """float32 codes (len(paths)×K) of image files, prepared as dhn.encode prepares LMDB images."""
     import caffe
@@ -209,8 +214,10 @@ def encode_images(paths, deploy, model, crop, mean, scale, size):
     os.environ.setdefault("GLOG_minloglevel", "2")
     images = [read_image(p, size) for p in paths]
     caffe.set_mode_cpu()
-    check_weights_fit(deploy, model)
-    net = caffe.Net(deploy, caffe.TEST, weights=model)
+    try:
+        net = encode.load_net(deploy, model, "the run's deploy net and weights do not match; evaluate the run again")
+    except ValueError as e:
+        raise SearchError(str(e)) from None
     data = net.blobs[net.inputs[0]]
     data.reshape(len(images), 3, crop, crop)
     batch = np.stack([encode.centre_crop(img, crop).astype(np.float32) for img in images])
@@ -232,7 +239,7 @@ def describe(data_dir, database, rows):
     labels = convert.read_split_labels(split)
     names = (manifest.get("options") or {}).get("class_names")
     if names is None and src and os.path.isfile(os.path.join(src, "manifest.json")):
-        names = (json.load(open(os.path.join(src, "manifest.json"))).get("options") or {}).get("class_names")
+        names = (convert.check_split(src).get("options") or {}).get("class_names")
     list_paths = None
     lst = (manifest.get("sources") or {}).get("list")
     if isinstance(lst, dict) and os.path.isfile(lst.get("path", "")):
@@ -250,6 +257,8 @@ def search_run(run_dir, images, top=20, radius=None):
     """[{image, ms, hits: [{rank, row, record, distance, labels}]}] for image files against a run."""
     config, results, database, codes_path, weights = _run_files(run_dir)
     ident = config["identity"]
+    if radius is not None and ident["variant"] != "dhn-b":
+        check_radius(ident["bits"], radius)
     from dhn import netgen
     size = netgen.BACKBONES[netgen.DATASETS[ident["dataset"]]["backbone"]]["size"]
     deploy, model, crop, mean, scale = image_net(run_dir, config, weights)
