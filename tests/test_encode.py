@@ -101,7 +101,7 @@ def test_save_codes_and_cli(tiny, tmp_path):
     assert sorted(os.listdir(tmp_path / "codes")) == ["query.bits.npy", "query.npy"]   # no temp files
 
 
-def test_errors(tiny, tmp_path):
+def test_errors(tiny, tmp_path, capsys):
     deploy, weights, W, b, dbs, images = tiny
     with pytest.raises(ValueError, match=r"takes input 4×3×8×8 but crop=6"):
         encode.encode(deploy, weights, dbs["raw"], 6, MEAN, progress=False)
@@ -117,6 +117,38 @@ def test_errors(tiny, tmp_path):
         encode.encode(nocode, weights, dbs["raw"], CROP, MEAN, progress=False)
     with pytest.raises(ValueError, match=r"smaller than crop=16"):
         encode.centre_crop(np.zeros((3, 11, 12), np.uint8), 16)
-    with pytest.raises(SystemExit, match=r"dhn.encode: .*no such LMDB"):
-        encode.main(["--deploy", deploy, "--weights", weights, "--images", str(tmp_path / "x"),
-                     "--crop", str(CROP), "--out", str(tmp_path / "o")])
+    assert encode.main(["--deploy", deploy, "--weights", weights, "--images", str(tmp_path / "x"),
+                        "--crop", str(CROP), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "no such LMDB" in err and err.count("\n") == 1
+    assert not os.path.exists(tmp_path / "o.npy")
+
+
+def test_weights_of_another_net_are_refused_before_caffe_loads_them(tiny, tmp_path):
+    """Caffe aborts the process on blobs of the wrong shape: encode refuses them first, and a
+    file that is no Caffe model, with one line each."""
+    deploy, weights, W, b, dbs, images = tiny
+    other = str(tmp_path / "other.prototxt")
+    with open(other, "w") as fh:
+        fh.write(DEPLOY.replace("num_output: %d" % K, "num_output: %d" % (K + 1)))
+    with pytest.raises(ValueError) as info:
+        encode.encode(other, weights, dbs["raw"], CROP, MEAN, progress=False)
+    assert str(info.value) == ("%s does not fit %s (layer fch holds 5×192, 5 where the net needs 6×192, 6): give the "
+                               "caffemodel trained for that net" % (weights, other))
+    junk = tmp_path / "junk.caffemodel"
+    junk.write_bytes(b"\xff" * 64)
+    with pytest.raises(ValueError, match=r"junk.caffemodel: not a Caffe model"):
+        encode.encode(deploy, str(junk), dbs["raw"], CROP, MEAN, progress=False)
+    # blobs in Caffe's legacy 4-axis form (num, channels, height, width) fit as Caffe fits them
+    from caffe.proto import caffe_pb2
+    model = caffe_pb2.NetParameter()
+    model.ParseFromString(open(weights, "rb").read())
+    for layer in model.layer:
+        for blob in layer.blobs:
+            dims = list(blob.shape.dim)
+            blob.ClearField("shape")
+            blob.num, blob.channels, blob.height, blob.width = [1] * (4 - len(dims)) + dims
+    legacy = tmp_path / "legacy.caffemodel"
+    legacy.write_bytes(model.SerializeToString())
+    z = encode.encode(deploy, str(legacy), dbs["raw"], CROP, MEAN, progress=False)
+    assert np.allclose(z, numpy_codes(images, W, b), rtol=0, atol=1e-5)

@@ -1,6 +1,7 @@
 """dhn.evaluate (results.json + plots, the CLI) and dhn.report (the paper-style tables)."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -61,8 +62,9 @@ def test_cli(tmp_path, codes, capsys):
     evaluate.main(args + ["--R", "40", "--real"])
     doc = json.loads((run / "results.json").read_text())
     assert doc["variant"] == "dhn-b" and doc["ranking"] == "inner_product" and doc["R"] == 40
-    with pytest.raises(SystemExit, match=r"R=301 must be an integer in 1\.\.300"):
-        evaluate.main(args + ["--R", "301"])
+    capsys.readouterr()
+    assert evaluate.main(args + ["--R", "301"]) == 2
+    assert re.fullmatch(r"error: .*R=301 must be an integer in 1\.\.300.*\n", capsys.readouterr().err)
 
 
 def write_run(runs, name, **doc):
@@ -72,6 +74,12 @@ def write_run(runs, name, **doc):
 
 CONFIG = dict(mode="fine-tuned", backbone="alexnet", max_iter=3000, alpha=1.0, shuffle=True, backbone_lr_mult=1.0,
               init_fch=None, batch=64, lr=2e-5, database="database", query="query", features=None)
+# A frozen-feature run as dhn.train records it: its backbone is the DEPLOY:LAYER spec the features
+# came from (never "alexnet" unless they are AlexNet's), features the features folder's name, with
+# that backbone's input transform and the BatchNorm before fch. test_features checks a real
+# frozen run's results.json against the same row label.
+FROZEN = dict(CONFIG, mode="frozen features", backbone="/x/squeezenet_v1.0_dc/deploy.prototxt:pool_final",
+              features="squeezenet_v1.0_dc-pool_final", feature_norm=True, mean=[104.0, 117.0, 123.0], scale=1.0)
 
 
 def test_report_table(tmp_path, capsys):
@@ -115,7 +123,7 @@ def test_report_keeps_configurations_apart(tmp_path):
                  database="database_5400")
     write_run(runs, "squeeze", dataset="cifar10", bits=48, variant="dhn", map=0.178, R=5400, n_database=5400,
               seed=1, **other, **{"lambda": 10.0})
-    frozen = dict(CONFIG, mode="frozen features", features="squeezenet_v1.0_dc-pool_final", lr=1e-3)
+    frozen = dict(FROZEN, lr=1e-3)
     for seed, m in ((1, 0.40), (2, 0.42), (3, 0.44)):
         write_run(runs, "frozen-s%d" % seed, dataset="cifar10", bits=48, variant="dhn", map=m, R=54000,
                   n_database=54000, seed=seed, **frozen, **{"lambda": 1.0})
@@ -124,7 +132,8 @@ def test_report_keeps_configurations_apart(tmp_path):
     assert "| DHN — lr 2e-05, λ 10 | — | — | — | 0.600 |" in rows
     assert ("| DHN — backbone squeezenet_v1.0_dc:pool_final, 150 iterations, database database_5400 (5,400 images), "
             "lr 0.0001, λ 10 | — | — | — | 0.178 |") in rows
-    assert "| DHN — frozen features, lr 0.001, λ 1 | — | — | — | 0.420 ± 0.020 (3) |" in rows
+    assert ("| DHN — backbone squeezenet_v1.0_dc:pool_final, frozen features, lr 0.001, λ 1 | — | — | — | "
+            "0.420 ± 0.020 (3) |") in rows
 
 
 def test_seeds_written_by_evaluation_share_a_cell(tmp_path, codes):
@@ -150,6 +159,12 @@ def test_unrecorded_configuration_is_its_own_row(tmp_path):
     assert "| DHN — configuration not recorded (old) | — | — | — | 0.300 |" in text
 
 
-def test_report_without_runs(tmp_path):
-    report.main(["--runs", str(tmp_path / "none"), "--out", str(tmp_path / "r.md")])
+def test_report_without_runs(tmp_path, capsys):
+    os.makedirs(tmp_path / "runs")
+    assert report.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "r.md")]) == 0
     assert "No runs yet" in (tmp_path / "r.md").read_text()
+    # a folder that is not there (a typo) is said, and made nowhere
+    assert report.main(["--runs", str(tmp_path / "rusn")]) == 2
+    assert capsys.readouterr().err.endswith("error: %s: no such folder: give the folder that holds the run folders "
+                                            "(--runs; make train writes runs/NAME/)\n" % (tmp_path / "rusn"))
+    assert not os.path.exists(tmp_path / "rusn")

@@ -199,10 +199,12 @@ def main(argv=None):
         z = encode(args.deploy, args.weights, args.images, args.crop, mean, batch_size=args.batch,
                    code_blob=args.blob, gpu=args.gpu, scale=args.scale)
     except ValueError as e:
-        raise SystemExit("dhn.encode: %s" % e)
+        print("error: %s" % e, file=sys.stderr)
+        return 2
     paths = save_codes(args.out, z)
     print("%d codes of %d bits -> %s, %s" % (z.shape[0], z.shape[1], *paths), file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

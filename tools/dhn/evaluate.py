@@ -96,9 +96,24 @@ def _plots(run_dir, doc):
 
 
 def _load(path, what):
+    """A .npy array; ValueError (one line naming the file) for anything else."""
+    fix = "give the .npy file of the %s (dhn.encode writes PREFIX.npy)" % what
     if not os.path.exists(path):
-        raise SystemExit("dhn.evaluate: %s file %s does not exist" % (what, path))
-    return np.load(path, allow_pickle=False)
+        raise ValueError("%s: no such file: %s" % (path, fix))
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        why = "a folder" if os.path.isdir(path) else "not a NumPy .npy file (%s)" % str(e).split("\n")[0]
+        raise ValueError("%s: %s: %s" % (path, why, fix)) from None
+
+
+def parse_R(text):
+    """--R: a positive whole number, or 'all' (None: the whole database)."""
+    if text == "all":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError("--R %s: give the MAP depth as a positive whole number (e.g. 5000), or 'all'" % text)
+    return int(text)
 
 
 def main(argv=None):
@@ -114,13 +129,14 @@ def main(argv=None):
     ap.add_argument("--bits", type=int)
     ap.add_argument("--variant", help="default: dhn, or dhn-b with --real")
     args = ap.parse_args(argv)
-    R = None if args.R == "all" else int(args.R)
-    zq, zd = _load(args.query_codes, "query codes"), _load(args.db_codes, "database codes")
-    lq, ld = _load(args.query_labels, "query labels"), _load(args.db_labels, "database labels")
     try:
+        R = parse_R(args.R)
+        zq, zd = _load(args.query_codes, "query codes"), _load(args.db_codes, "database codes")
+        lq, ld = _load(args.query_labels, "query labels"), _load(args.db_labels, "database labels")
         results = evaluate_codes(zq, lq, zd, ld, R=R, binary=not args.real)
     except ValueError as e:
-        raise SystemExit("dhn.evaluate: %s" % e)
+        print("error: %s" % e, file=sys.stderr)
+        return 2
     meta = {"variant": args.variant or ("dhn-b" if args.real else "dhn"), "bits": args.bits or zq.shape[1]}
     if args.dataset:
         meta["dataset"] = args.dataset
@@ -129,7 +145,8 @@ def main(argv=None):
           % (results["R"], results["map"], results["precision_hamming2"], results["n_query"],
              results["n_database"], results["ranking"], os.path.join(args.out, "results.json")),
           file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -78,10 +78,15 @@ def load_runs(runs_dir):
 
 
 def load_baselines(runs_dir):
+    """Every runs_dir/baselines-*/baselines.json; a corrupt one is a DatasetError (one line)."""
+    from dhn.datasets import DatasetError, read_json
     out = []
     for path in sorted(glob.glob(os.path.join(runs_dir, "baselines-*", "baselines.json"))):
-        with open(path) as fh:
-            out.append(dict(json.load(fh), name=os.path.basename(os.path.dirname(path))))
+        doc = read_json(path, "run python -m dhn.baselines again for it, or delete %s" % os.path.dirname(path))
+        if not isinstance(doc, dict):
+            raise DatasetError("%s: not a baselines document (a JSON object): run python -m dhn.baselines again "
+                               "for it, or delete %s" % (path, os.path.dirname(path)))
+        out.append(dict(doc, name=os.path.basename(os.path.dirname(path))))
     return out
 
 
@@ -256,7 +261,16 @@ def main(argv=None):
     ap.add_argument("--runs", default=os.path.join(root, "runs"))
     ap.add_argument("--out", default=None, help="default: RUNS/report.md")
     args = ap.parse_args(argv)
-    runs, baselines = load_runs(args.runs), load_baselines(args.runs)
+    from dhn.datasets import DatasetError
+    if not os.path.isdir(args.runs):
+        print("error: %s: no such folder: give the folder that holds the run folders (--runs; make train writes "
+              "runs/NAME/)" % args.runs, file=sys.stderr)
+        return 2
+    try:
+        runs, baselines = load_runs(args.runs), load_baselines(args.runs)
+    except DatasetError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
     text = tables(runs, baselines)
     out = args.out or os.path.join(args.runs, "report.md")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -266,7 +280,8 @@ def main(argv=None):
     print(text)
     png = plot(runs, baselines, os.path.splitext(out)[0] + "_map_vs_bits.png")
     print("wrote %s%s" % (out, " and " + png if png else ""), file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
