@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from dhn import baselines, convert, demo, encode, features, lmdb_io, search, train
+from dhn import baselines, convert, demo, encode, features, lmdb_io, report, search, train
 import datagen
 
 
@@ -77,6 +77,10 @@ def test_frozen_run_trains_on_features_and_beats_random(setup):
     ld = convert.read_split_labels(os.path.join(setup["data"], "database"))
     assert res["map"] > demo.random_ranking_map(lq, ld) + 0.1
     assert res["mode"] == "frozen features" and res["features"] == "smallnet-feat" and res["feature_norm"] is True
+    # the report labels it by the backbone its features came from, as test_report's FROZEN fixture
+    rows = [line for line in report.tables(report.load_runs(setup["root"])).splitlines() if line.startswith("| DHN —")]
+    assert rows == ["| DHN — backbone smallnet:feat, frozen features, 300 iterations, lr 0.001, λ 1 | %.3f |"
+                    % res["map"]]
     net = open(os.path.join(run, "train.prototxt")).read()
     assert "dhn_data" in net and "fch_bn" in net and "Convolution" not in net     # no backbone in the net
     # search by image: the backbone joined to the trained head finds a database image itself

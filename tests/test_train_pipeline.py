@@ -41,9 +41,49 @@ def test_trained_codes_beat_random_ranking(demo_data, tmp_path):
     assert train.train("demo", 16, "dhn", iters=300, data_dir=demo_data, run_dir=run, quiet=True)["map"] == res["map"]
 
 
+def brute_force_aps(scores, lq, ld, R):
+    """Per-query AP@R from a score matrix (higher first, ties in database order), computed here
+    from the definition: precision at each relevant item within the top R, over those items."""
+    aps = []
+    for q in range(len(scores)):
+        order = np.argsort(-scores[q], kind="stable")[:R]
+        rel = (ld[order] @ lq[q]) > 0
+        hits = np.cumsum(rel)
+        aps.append(float((hits[rel] / (np.flatnonzero(rel) + 1)).sum() / hits[-1]) if hits[-1] else 0.0)
+    return np.asarray(aps)
+
+
 def test_dhn_b_ranks_real_valued_codes(demo_data, tmp_path):
-    res = train.train("demo", 8, "dhn-b", iters=40, data_dir=demo_data, run_dir=str(tmp_path / "b"), quiet=True)
+    run = tmp_path / "b"
+    res = train.train("demo", 8, "dhn-b", iters=40, data_dir=demo_data, run_dir=str(run), quiet=True)
     assert res["ranking"] == "inner_product"
+    saved = json.load(open(run / "results.json"))
+    zq, zd = np.load(run / "codes" / "query.npy"), np.load(run / "codes" / "database.npy")
+    lq = convert.read_split_labels(os.path.join(demo_data, "query")).astype(np.int64)
+    ld = convert.read_split_labels(os.path.join(demo_data, "database")).astype(np.int64)
+    real = brute_force_aps(zq.astype(np.float64) @ zd.astype(np.float64).T, lq, ld, saved["R"])
+    sq, sd = np.where(zq >= 0, 1.0, -1.0), np.where(zd >= 0, 1.0, -1.0)
+    sign = brute_force_aps(sq @ sd.T, lq, ld, saved["R"])      # inner product of ±1 codes: Hamming order
+    # the scores are the float codes' inner products, query by query, and not the sign codes'
+    np.testing.assert_allclose(saved["ap"], real, rtol=0, atol=1e-9)
+    assert saved["map"] == pytest.approx(real.mean(), abs=1e-9)
+    differ = np.abs(real - sign) > 1e-6
+    assert differ.sum() >= 5, "the float and sign rankings should differ on these codes"
+    assert not np.allclose(np.asarray(saved["ap"])[differ], sign[differ], rtol=0, atol=1e-6)
+
+
+def group_alive(pgid):
+    """Whether a process of the process group pgid is still alive (not yet a zombie)."""
+    import glob
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as fh:
+                state, _, group = fh.read().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(group) == pgid and state not in "ZX":
+            return True
+    return False
 
 
 def test_killed_run_resumes_from_its_snapshot(demo_data, tmp_path):

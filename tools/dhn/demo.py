@@ -61,7 +61,7 @@ def main(argv=None):
     try:
         results = train.train("demo", BITS, "dhn", iters=args.iters, data_dir=lmdb_dir, run_dir=run_dir,
                               force=True)
-    except train.TrainError as e:
+    except (train.TrainError, convert.DatasetError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
     lq = convert.read_split_labels(os.path.join(lmdb_dir, "query"))

@@ -12,7 +12,6 @@ Every evaluation writes them (dhn.train); this command redoes them.
 import argparse
 import base64
 import html
-import json
 import os
 import sys
 
@@ -52,8 +51,10 @@ def load_images(split_dir, rows):
 def retrieve(run_dir, queries=8, top=10, seed=0):
     """[(query row, [(db row, distance, relevant)])] for the seeded sample, from the run's codes."""
     from dhn.search import HammingIndex
-    res = json.load(open(os.path.join(run_dir, "results.json")))
-    config = json.load(open(os.path.join(run_dir, "config.json")))
+    from dhn.datasets import read_json
+    res = read_json(os.path.join(run_dir, "results.json"), "evaluate the run again (make train ... with --force)")
+    config = read_json(os.path.join(run_dir, "config.json"),
+                       "the run's configuration is lost: train it again (make train ... FORCE_NEW=1)")
     qname, dname = res.get("query", "query"), res.get("database", "database")
     zq = np.load(os.path.join(run_dir, "codes", qname + ".npy"))
     zd = np.load(os.path.join(run_dir, "codes", dname + ".npy"))

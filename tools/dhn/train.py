@@ -24,6 +24,7 @@ import subprocess
 import sys
 
 from . import netgen
+from .datasets import DatasetError, read_json
 
 ITER_RE = re.compile(r"Iteration (\d+).*loss = (\S+)")
 OUTPUT_RE = re.compile(r"Train net output #\d+: (\w+) = (\S+)")
@@ -249,8 +250,11 @@ def encode_split(run_dir, weights, data_dir, split, gpu):
     from . import encode
     crop, mean, scale = data_transform(os.path.join(run_dir, "train.prototxt"))
     db = "images" if crop else "features"     # crop None: a frozen-feature run
-    z = encode.encode(os.path.join(run_dir, "deploy.prototxt"), weights, os.path.join(data_dir, split, db),
-                      crop=crop, mean_bgr=mean, scale=scale, gpu=gpu)
+    try:
+        z = encode.encode(os.path.join(run_dir, "deploy.prototxt"), weights, os.path.join(data_dir, split, db),
+                          crop=crop, mean_bgr=mean, scale=scale, gpu=gpu)
+    except ValueError as e:     # bad input (a damaged LMDB, weights that do not fit): one line
+        raise TrainError(str(e)) from None
     os.makedirs(os.path.join(run_dir, "codes"), exist_ok=True)
     encode.save_codes(os.path.join(run_dir, "codes", split), z)
     return z
@@ -319,8 +323,8 @@ def project_commit():
 def split_key(split_dir):
     """A short fingerprint of a converted (or features) split: sha256 of its manifest's key."""
     import hashlib
-    with open(os.path.join(split_dir, "manifest.json")) as fh:
-        key = json.load(fh).get("key")
+    key = read_json(os.path.join(split_dir, "manifest.json"),
+                    "delete %s and build it again (make data / make features)" % split_dir).get("key")
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -336,8 +340,14 @@ def check_same_config(run_dir, identity, force_new):
     path = os.path.join(run_dir, "config.json")
     if not os.path.exists(path):
         return False
-    with open(path) as fh:
-        old = json.load(fh).get("identity")
+    try:
+        doc = read_json(path, "pass --force-new (make: FORCE_NEW=1) to start the run over, or --run NAME for a "
+                              "new run folder")
+    except DatasetError as e:
+        if not force_new:
+            raise TrainError(str(e)) from None
+        doc = {}
+    old = doc.get("identity")
     if old == identity:
         return True
     if force_new:
@@ -368,8 +378,8 @@ def _model_and_data(dataset, features, backbone, mean, scale, weights, data_dir,
         if not os.path.exists(manifest):
             raise TrainError("%s: no features for %s: run `make features DATASET=%s%s` first"
                              % (data_dir, fname, dataset, " BACKBONE=%s WEIGHTS=%s" % (backbone, weights) if backbone else ""))
-        with open(manifest) as fh:
-            bb = netgen.features_backbone(fname, json.load(fh)["dim"])
+        from . import convert
+        bb = netgen.features_backbone(fname, convert.check_split(os.path.dirname(manifest))["dim"])
         spec = backbone or netgen.DATASETS[dataset]["backbone"] + ":fc7"
         return bb, bb_src, spec, weights, data_dir, "-%s-frozen" % bb_src["name"]
     bb = foreign_backbone(dataset, backbone, mean, scale, weights) if backbone else None
@@ -501,7 +511,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     try:
         res = train(**{k: v for k, v in vars(args).items()})
-    except TrainError as e:
+    except (TrainError, DatasetError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
     print("MAP = %.4f" % res["map"])
