@@ -17,6 +17,10 @@ from .datasets import DatasetError
 
 def make_subset(split_dir, per_class, seed=0, name=None):
     labels = convert.read_split_labels(split_dir)
+    counts = labels.sum(0)
+    if per_class < 1 or per_class > counts.min():
+        raise DatasetError("%s: --per-class %d: give 1 to %d (class %d has %d records, the fewest)"
+                           % (split_dir, per_class, counts.min(), counts.argmin(), counts.min()))
     positions = convert.class_balanced_positions(labels, per_class, seed)
     name = name or "%s_%d" % (os.path.basename(os.path.normpath(split_dir)), len(positions))
     out = os.path.join(os.path.dirname(os.path.normpath(split_dir)), name)
