@@ -27,16 +27,16 @@ was interrupted resumes at the first unfinished split. A split being replaced su
 failure of its replacement (write_split). Bad input raises DatasetError (one line: file,
 line, fix), removes everything the run wrote and puts back the splits it had replaced.
 
-Encoding (``python -m dhn.bench convert``: 480 natural 32×32 crops -> 256×256, this 2-core
-shared machine; rates varied ~±30% between runs):
-    raw  201 KB/image, converts  470-850 img/s, Caffe Data layer reads ~2,570 img/s
-    png   73 KB/image, converts  165-245 img/s, reads  480-630 img/s, lossless
-    jpg   14 KB/image, converts 2,160-2,420 img/s, reads  680-700 img/s, lossy (q95)
-(reads: one stock Data layer with the training transform, 227 crop + mirror + mean.)
-PNG is the default: lossless like raw but 2.7× smaller (CIFAR-10: 4.4 GB instead of 12 GB;
-NUS-WIDE-21 ~14 GB instead of ~39 GB), and its read rate is ~40× what CPU training consumes
-(~13 img/s, ../shared/README.md §1). Caffe decodes in a single prefetch thread, so for GPU
-training (~1,550 img/s on an H200) use ``--encoding raw``, the only one that keeps up.
+Encoding: raw, png (lossless) or jpg (lossy, OpenCV's default quality 95). ``python -m dhn.bench convert`` measures
+each on 480 natural 32×32 crops resized to 256×256: bytes a record, conversion rate and the read
+rate of a stock Caffe Data layer with the training transform (figures convert.* in README's
+benchmark table; rates vary between runs on a shared machine). PNG is the default: lossless like
+raw and 2.7× smaller there, and its Data layer reads far faster than CPU training consumes images
+(convert.png_read_img_per_s against finetune.alexnet_img_per_s). Caffe decodes in a single
+prefetch thread: for GPU training, which consumes images faster than a PNG Data layer reads them
+here (AlexNet-DHN forward+backward at batch 64 ran at 1,552 img/s by `caffe time` on an H200,
+../shared/README.md §1, a figure this project did not measure), ``--encoding raw`` is the one
+whose read rate keeps up.
 """
 import argparse
 import hashlib

@@ -4,7 +4,7 @@ The metrics module's conventions hold (ties in database order, AP over the relev
 the top R, 0 for a query without any). The kernel is compiled with the system's C compiler on
 first use into the project's cache folder ($DHN_CACHE, default ~/.cache/dhn), keyed by the
 source's hash; where no compiler is found, `available()` is False and dhn.metrics keeps its
-numpy path (a stable radix sort per query, about 10× slower at CIFAR-10 scale).
+numpy path (a stable radix sort per query: the same APs, more slowly; nothing here times it).
 """
 import ctypes
 import hashlib

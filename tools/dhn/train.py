@@ -51,7 +51,8 @@ def warm_start(backbone_weights, fch_source, out_path):
     """A caffemodel with the backbone's pretrained layers and the fch layer of fch_source (a
     frozen-feature run's caffemodel, or its run folder: its final snapshot): `caffe train -weights`
     then starts fine-tuning from a hash layer already fitted to the backbone's features instead
-    of a random one (whose first pair losses are ~15 on raw non-negative features)."""
+    of a random one (whose first pair losses are large on raw non-negative features: README, "Why the
+    first fine-tuning runs did not learn")."""
     from caffe.proto import caffe_pb2
     fch_source = final_model(fch_source)
     net, src = caffe_pb2.NetParameter(), caffe_pb2.NetParameter()
