@@ -86,5 +86,6 @@ prototxt:
 gpu-bundle: venv
 	bash tools/gpu/make_bundle.sh
 
+# the Caffe builds build_caffe.sh made (all variants), nothing else of the cache
 clean-caffe:
-	rm -rf "$${DHN_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/dhn}"
+	@bash tools/build/build_caffe.sh --clean

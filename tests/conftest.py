@@ -7,6 +7,8 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 # Caffe's glog INFO lines drown pytest's output; warnings and errors still show.
 os.environ.setdefault("GLOG_minloglevel", "2")
+# a hung `caffe train` under dhn.train stops with a TrainError instead of holding CI (train_time_limit)
+os.environ.setdefault("DHN_TRAIN_TIMEOUT", "1800")
 
 import pytest  # noqa: E402
 

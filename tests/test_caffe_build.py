@@ -45,7 +45,7 @@ def test_pycaffe_imports_and_reports_its_version():
 
 def test_caffe_binary_runs():
     out = subprocess.run([os.path.join(ROOT, "tools", "caffe"), "--version"],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, timeout=120)
     assert "caffe version 1.0.0" in out.stdout + out.stderr
 
 
@@ -55,7 +55,7 @@ def test_python_layer_trains_through_caffe_binary(tmp_path):
     env = dict(os.environ, PYTHONPATH=TESTS + ":" + os.environ["PYTHONPATH"], GLOG_minloglevel="0",
                GLOG_logtostderr="1")
     out = subprocess.run([os.path.join(ROOT, "tools", "caffe"), "train", "-solver", str(solver)],
-                         capture_output=True, text=True, env=env)
+                         capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     losses = [float(v) for v in re.findall(r"Iteration \d+.*loss = (\S+)", out.stderr)]
     assert len(losses) >= 20

@@ -76,7 +76,8 @@ def test_frozen_run_trains_on_features_and_beats_random(setup):
     lq = convert.read_split_labels(os.path.join(setup["data"], "query"))
     ld = convert.read_split_labels(os.path.join(setup["data"], "database"))
     assert res["map"] > demo.random_ranking_map(lq, ld) + 0.1
-    assert res["mode"] == "frozen features" and res["features"] == "smallnet-feat" and res["feature_norm"] is True
+    assert res["mode"] == "frozen features" and res["feature_norm"] is True
+    assert res["features"] == "smallnet-feat-mean128,128,128-scale0.0078125"    # features.transform_suffix
     # the report labels it by the backbone its features came from, as test_report's FROZEN fixture
     rows = [line for line in report.tables(report.load_runs(setup["root"])).splitlines() if line.startswith("| DHN —")]
     assert rows == ["| DHN — backbone smallnet:feat, frozen features, 300 iterations, lr 0.001, λ 1 | %.3f |"

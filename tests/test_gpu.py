@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(gpu_reason() is not None, reason=str(gpu_reason(
 
 def test_device_query():
     out = subprocess.run([os.path.join(ROOT, "tools", "caffe"), "device_query", "-gpu", "0"],
-                         capture_output=True, text=True, env=dict(os.environ, GLOG_logtostderr="1"))
+                         capture_output=True, text=True, env=dict(os.environ, GLOG_logtostderr="1"), timeout=120)
     assert out.returncode == 0 and "Device id:" in out.stderr
 
 
@@ -74,7 +74,7 @@ def test_training_on_cpu_and_gpu_agree(tmp_path):
         (tmp_path / ("solver_%s.prototxt" % mode)).write_text(str(sol))
         args = [os.path.join(ROOT, "tools", "caffe"), "train", "-solver", str(tmp_path / ("solver_%s.prototxt" % mode))]
         out = subprocess.run(args + (["-gpu", "0"] if mode == "GPU" else []), capture_output=True, text=True,
-                             env=dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0"))
+                             env=dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0"), timeout=600)
         assert out.returncode == 0, out.stderr[-2000:]
         losses[mode] = np.array([float(v) for v in re.findall(r"Iteration \d+.*, loss = (\S+)", out.stderr)])
     assert len(losses["CPU"]) == len(losses["GPU"]) == 51

@@ -6,7 +6,7 @@ import re
 import shutil
 import signal
 import subprocess
-import time
+import threading
 
 import numpy as np
 import pytest
@@ -30,7 +30,8 @@ def checkout(tmp_path_factory):
     """The tracked and not-ignored files only (what a fresh clone of a commit of them has), plus a tiny CIFAR-10-shaped train split
     where the data step puts it."""
     dest = str(tmp_path_factory.mktemp("clone") / "dhn")
-    tracked = subprocess.run(["git", "-C", ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard"], capture_output=True, text=True)
+    tracked = subprocess.run(["git", "-C", ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                             capture_output=True, text=True, timeout=120)
     if tracked.returncode != 0:
         pytest.skip("not a git checkout: cannot tell the tracked files (%s)" % tracked.stderr.strip())
     for rel in filter(None, tracked.stdout.split("\0")):
@@ -52,14 +53,17 @@ def test_readme_caffe_train_runs_from_a_clean_checkout(checkout):
     cmd = [c for c in cmd if c != "-weights" and not c.endswith(".caffemodel")]   # AlexNet's cannot be fetched here
     env = dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0")
     proc = subprocess.Popen(cmd, cwd=checkout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    log, deadline = [], time.time() + 300
-    for line in proc.stdout:
-        log.append(line)
-        if re.search(r"Iteration 0 .*loss = ", line):
-            proc.send_signal(signal.SIGINT)     # caffe's default -sigint_effect: snapshot, then stop
-        if time.time() > deadline:
-            proc.kill()
-    assert proc.wait() == 0, "".join(log[-30:])
+    timer = threading.Timer(600, proc.kill)    # a caffe that hangs silent ends the loop below too
+    timer.start()
+    log = []
+    try:
+        for line in proc.stdout:
+            log.append(line)
+            if re.search(r"Iteration 0 .*loss = ", line):
+                proc.send_signal(signal.SIGINT)     # caffe's default -sigint_effect: snapshot, then stop
+    finally:
+        timer.cancel()
+    assert proc.wait() == 0, ("killed after 600 s: " if proc.returncode == -signal.SIGKILL else "") + "".join(log[-30:])
     text = "".join(log)
     assert re.search(r"Train net output #\d+: pair_loss = [\d.]+", text)
     assert "Optimization stopped early" in text
@@ -71,7 +75,7 @@ def test_readme_caffe_train_runs_from_a_clean_checkout(checkout):
 def test_readme_caffe_time_runs_from_a_clean_checkout(checkout):
     cmd = readme_command("tools/caffe time -model") + ["-iterations", "1"]
     out = subprocess.run(cmd, cwd=checkout, capture_output=True, text=True,
-                         env=dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0"))
+                         env=dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0"), timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert re.search(r"Average Forward pass: [\d.]+ ms", out.stderr)
     print("\n".join(l for l in out.stderr.splitlines() if "Average" in l or "Total Time" in l))

@@ -35,7 +35,7 @@ def write_split(folder, n, size, num_labels, seed=0):
 def caffe_train(solver, *extra, env=None):
     out = subprocess.run([CAFFE, "train", "-solver", str(solver), *extra], capture_output=True, text=True,
                          env=dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1", OPENBLAS_NUM_THREADS="1",
-                                  **(env or {})))
+                                  **(env or {})), timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     return [float(v) for v in re.findall(r"Iteration \d+.*, loss = (\S+)", out.stderr)]
 
@@ -166,7 +166,7 @@ def test_weights_copy_conv1_to_fc7_not_fch(tmp_path):
 
 
 def test_committed_prototxts_are_what_the_generator_writes():
-    out = subprocess.run(["python", "-m", "dhn.netgen", "--check"], capture_output=True, text=True)
+    out = subprocess.run(["python", "-m", "dhn.netgen", "--check"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr
 
 
@@ -185,7 +185,7 @@ def test_time_net_runs_under_caffe_time(tmp_path):
     model = tmp_path / "time.prototxt"
     model.write_text(str(time_net))
     out = subprocess.run([CAFFE, "time", "-model", str(model), "-iterations", "2"], capture_output=True, text=True,
-                         env=dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0"))
+                         env=dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0"), timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert re.search(r"pair_loss\s+backward: [\d.]+ ms", out.stderr)
     assert re.search(r"Average Forward-Backward: [\d.]+ ms", out.stderr)

@@ -14,6 +14,7 @@ import pytest
 
 from dhn import convert, demo, sweep, train
 import datagen
+import procs
 
 N_IMAGES = 400
 
@@ -91,19 +92,30 @@ def test_killed_run_resumes_from_its_snapshot(demo_data, tmp_path):
     cmd = [sys.executable, "-m", "dhn.train", "--dataset", "demo", "--bits", "8", "--iters", "400",
            "--data", demo_data, "--run", str(run)]
     # output to a file, not an unread pipe: a full pipe (64 KiB) would stall the run before its snapshot
-    log = open(tmp_path / "first.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 600     # the first snapshot (iteration 100) comes in seconds, unless the machine is busy
-    while not train.latest_snapshot(str(run))[0] and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    assert proc.poll() is None, "the run ended before it was killed:\n" + (tmp_path / "first.log").read_text()[-2000:]
-    os.killpg(proc.pid, signal.SIGKILL)     # the tool and its caffe child, mid-run
-    proc.wait()
-    log.close()
+    first_log = tmp_path / "first.log"
+    with open(first_log, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 600   # the first snapshot (iteration 100) comes in seconds, unless the machine is busy
+        while not train.latest_snapshot(str(run))[0] and proc.poll() is None:
+            assert time.time() < deadline, "no snapshot after 600 s:\n" + first_log.read_text()[-2000:]
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run ended before it was killed:\n" + first_log.read_text()[-2000:]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)     # the tool and its caffe child, mid-run
+    proc.wait(timeout=60)
+    # proc.wait() reaps the tool, not its caffe child: until the child is gone too, a write it had
+    # under way (the end of a snapshot) can still land and change the newest whole snapshot, which
+    # is then not the one read here (the race a busy machine lost)
+    deadline = time.time() + 60
+    while group_alive(proc.pid):
+        assert time.time() < deadline, "the killed run's caffe still runs after 60 s"
+        time.sleep(0.1)
     assert not (run / "results.json").exists()
     it, _ = train.latest_snapshot(str(run))
-    assert 0 < it < 400
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert 0 < it < 400, ("the kill came after the last snapshot (iteration %d): the run went from its first "
+                          "snapshot to its last before this test saw the first" % it)
+    out = procs.run(cmd, timeout=1800)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "resuming %s from iteration %d" % (run, it) in out.stderr
     assert (run / "snapshots" / "dhn_iter_400.caffemodel").exists()
@@ -237,6 +249,27 @@ def test_train_log_is_written_line_by_line(tmp_path, monkeypatch):
     assert seen and still_running
 
 
+def test_a_hung_caffe_train_is_stopped_at_the_time_limit(tmp_path, monkeypatch):
+    # a stand-in for the caffe binary that prints one line and then hangs
+    fake = tmp_path / "caffe_root" / "bin" / "caffe"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\necho 'I1129 solver.cpp:239] Iteration 0 (0 iter/s), loss = 1.5' >&2\nexec sleep 600\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("CAFFE_ROOT", str(fake.parent.parent))
+    monkeypatch.setenv("DHN_TRAIN_TIMEOUT", "2")
+    run = tmp_path / "run"
+    run.mkdir()
+    t0 = time.time()
+    with pytest.raises(train.TrainError) as info:
+        train.run_caffe_train(str(run), "solver.prototxt", 10, quiet=True)
+    assert time.time() - t0 < 60
+    assert re.fullmatch(r"caffe train ran past DHN_TRAIN_TIMEOUT=2 s and was stopped near iteration 0, see .*train\.log: "
+                        r"raise or unset the limit; the run resumes from its last snapshot", str(info.value))
+    monkeypatch.setenv("DHN_TRAIN_TIMEOUT", "soon")
+    with pytest.raises(train.TrainError, match="DHN_TRAIN_TIMEOUT='soon': give seconds"):
+        train.run_caffe_train(str(run), "solver.prototxt", 10, quiet=True)
+
+
 def test_a_run_folder_is_one_configuration(demo_data, tmp_path, capsys):
     run = str(tmp_path / "run")
     kw = dict(data_dir=demo_data, run_dir=run, quiet=True)
@@ -276,23 +309,23 @@ def test_an_unchanged_configuration_resumes(demo_data, tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "dhn.train", "--dataset", "demo", "--bits", "8", "--iters", "40",
            "--data", demo_data, "--run", str(run)]
-    subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert procs.run(cmd, timeout=1800).returncode == 0
     for f in ("dhn_iter_40.caffemodel", "dhn_iter_40.solverstate"):
         os.remove(run / "snapshots" / f)
     os.remove(run / "results.json")
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    out = procs.run(cmd, timeout=1800)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "resuming %s from iteration 30" % run in out.stderr
     assert data_params(run / "train.prototxt")["start_iter"] == 30       # the data stream continues
-    changed = subprocess.run(cmd[:-4] + ["--lr", "0.5"] + cmd[-4:], capture_output=True, text=True)
+    changed = procs.run(cmd[:-4] + ["--lr", "0.5"] + cmd[-4:], timeout=600)
     assert changed.returncode == 2
     assert re.fullmatch(r"error: .* holds a run of another configuration \(lr 0\.01 -> 0\.5\): pass --force-new .*\n",
                         changed.stderr)
 
 
 def test_iters_says_the_step_size_it_chooses(demo_data, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "dhn.train", "--dataset", "demo", "--bits", "8", "--iters", "60",
-                          "--data", demo_data, "--run", str(tmp_path / "run")], capture_output=True, text=True)
+    out = procs.run([sys.executable, "-m", "dhn.train", "--dataset", "demo", "--bits", "8", "--iters", "60",
+                     "--data", demo_data, "--run", str(tmp_path / "run")], timeout=1800)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "lr schedule: γ 0.5 every 20 iterations (ITERS=60 keeps the default's shape, 400 of 1200)" in out.stderr
     config = json.load(open(tmp_path / "run" / "config.json"))

@@ -5,6 +5,8 @@
 #
 #   build_caffe.sh            print nothing but build (if needed); last line = install prefix
 #   build_caffe.sh --prefix   print the cache entry's path; exit 1 if it is not built yet
+#   build_caffe.sh --clean    remove every Caffe build this script made (any version, system,
+#                             Python, variant) and their work folders; nothing else in the cache
 #   CUDA=1 CUDA_ARCH=90 ...   the CUDA variant (no cuDNN), in its own cache entry
 #   MINIMAL=1 ...             without OpenCV, LevelDB and HDF5 (the GPU bundle, tools/gpu/):
 #                             Data layers then read raw (unencoded) LMDB records only
@@ -28,6 +30,15 @@ MINIMAL=${MINIMAL:-0}
 JOBS=${JOBS:-$(nproc)}
 CUBLAS_WHEEL=${CUBLAS_WHEEL:-13.0.2.14}   # matches CUDA 13.0's runtime
 CURAND_WHEEL=${CURAND_WHEEL:-10.4.0.35}
+
+if [ "${1:-}" = --clean ]; then   # `make clean-caffe`: only entries named as $key below (and work-$key)
+  for entry in "$CACHE"/caffe-* "$CACHE"/work-caffe-*; do
+    if [[ -d $entry && ${entry##*/} =~ ^(work-)?caffe-[A-Za-z0-9._]+-[A-Za-z0-9.]+-py[0-9]+\.[0-9]+-[A-Za-z0-9-]+-r[0-9]+-[0-9a-f]{12}$ ]]; then
+      rm -rf "$entry" && echo "build_caffe: removed $entry" >&2
+    fi
+  done
+  exit 0
+fi
 
 pyver=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 # Bump RECIPE when a change below alters what gets built (cmake options, install layout).

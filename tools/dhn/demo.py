@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from . import convert, evaluate, synthetic, train
+from . import convert, evaluate, runlock, synthetic, train
 
 N_TRAIN, N_QUERY, N_DATABASE = 1000, 200, 800
 BITS = 16
@@ -40,19 +40,44 @@ def random_ranking_map(query_labels, db_labels, seed=0, repeats=5):
     return float(np.mean(maps))
 
 
+def is_demo_run(run_dir):
+    """Whether a folder is a demo run (its config.json or results.json says dataset demo): the only
+    folder --force may delete."""
+    for name, dataset in (("config.json", lambda d: d["identity"]["dataset"]), ("results.json", lambda d: d["dataset"])):
+        try:
+            with open(os.path.join(run_dir, name)) as fh:
+                if dataset(json.load(fh)) == "demo":
+                    return True
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return False
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--iters", type=int, help="solver max_iter (default: prototxt/demo's)")
     ap.add_argument("--run", default=None, help="run folder (default runs/demo)")
-    ap.add_argument("--force", action="store_true", help="retrain from scratch")
+    ap.add_argument("--force", action="store_true", help="retrain from scratch (deletes the run folder: a demo run only)")
     args = ap.parse_args(argv)
     root = os.environ.get("DHN_ROOT", ".")
-    data_root = os.path.join(root, "data", "demo")
     run_dir = args.run or os.path.join(root, "runs", "demo")
+    if args.force and os.path.isdir(run_dir) and set(os.listdir(run_dir)) - {runlock.NAME} and not is_demo_run(run_dir):
+        print("error: %s is not a demo run (no config.json or results.json of dataset demo): --force deletes only "
+              "a demo run; remove the folder yourself or pick another --run" % run_dir, file=sys.stderr)
+        return 2
+    try:
+        with runlock.hold(run_dir):
+            return _demo(args, root, run_dir)
+    except runlock.Busy as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+
+
+def _demo(args, root, run_dir):
+    data_root = os.path.join(root, "data", "demo")
     t0 = time.time()
-    if args.force and os.path.isdir(run_dir):
-        import shutil
-        shutil.rmtree(run_dir)
+    if args.force:
+        runlock.empty(run_dir)
     n_images = N_TRAIN + N_QUERY + N_DATABASE
     list_file = synthetic.write_dataset(data_root, n_images)
     lmdb_dir = os.path.join(data_root, "lmdb")

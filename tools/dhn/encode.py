@@ -18,7 +18,7 @@ import numpy as np
 
 os.environ.setdefault("GLOG_minloglevel", "2")   # before Caffe loads: keep its net dump quiet
 
-from dhn import lmdb_io, metrics  # noqa: E402
+from dhn import lmdb_io, metrics, runlock  # noqa: E402
 
 
 def centre_crop(chw, crop):
@@ -195,13 +195,18 @@ def main(argv=None):
     ap.add_argument("--out", required=True, help="output prefix: writes PREFIX.npy and PREFIX.bits.npy")
     args = ap.parse_args(argv)
     try:
-        mean = [float(v) for v in args.mean.split(",")]
-        z = encode(args.deploy, args.weights, args.images, args.crop, mean, batch_size=args.batch,
-                   code_blob=args.blob, gpu=args.gpu, scale=args.scale)
+        # PREFIX.npy.tmp is a fixed name: one writer of the output folder at a time
+        with runlock.hold(os.path.dirname(os.path.abspath(args.out))):
+            mean = [float(v) for v in args.mean.split(",")]
+            z = encode(args.deploy, args.weights, args.images, args.crop, mean, batch_size=args.batch,
+                       code_blob=args.blob, gpu=args.gpu, scale=args.scale)
+            paths = save_codes(args.out, z)
+    except runlock.Busy as e:
+        print("dhn.encode: %s" % e, file=sys.stderr)
+        raise SystemExit(2)
     except ValueError as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
-    paths = save_codes(args.out, z)
     print("%d codes of %d bits -> %s, %s" % (z.shape[0], z.shape[1], *paths), file=sys.stderr)
     return 0
 

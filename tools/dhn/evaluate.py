@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from dhn import metrics
+from dhn import metrics, runlock
 
 
 def evaluate_codes(query_z, query_labels, db_z, db_labels, R, binary=True, ns=metrics.DEFAULT_NS):
@@ -37,15 +37,31 @@ def evaluate_codes(query_z, query_labels, db_z, db_labels, R, binary=True, ns=me
     return out
 
 
+def results_name(query="query", database="database"):
+    """The file of a run's results on one query and one database split: results.json on the dataset's
+    own query and database, results-<database>.json (results-<query>-vs-<database>.json) on others;
+    so evaluating a run on another database writes beside its results, never over them."""
+    if (query, database) == ("query", "database"):
+        return "results.json"
+    name = database if query == "query" else "%s-vs-%s" % (query, database)
+    return "results-%s.json" % name.replace(os.sep, "_")
+
+
+def results_suffix(name):
+    """'' for results.json, '-<database>' for results-<database>.json: the plots' and gallery's suffix."""
+    return os.path.splitext(name)[0][len("results"):]
+
+
 def _write_atomic(path, write):
     tmp = path + ".tmp"
     write(tmp)
     os.replace(tmp, path)
 
 
-def write_results(run_dir, results, meta):
-    """run_dir/results.json (meta first, then the metrics) and the two plots, each atomically."""
-    os.makedirs(run_dir, exist_ok=True)
+def write_results(run_dir, results, meta, name="results.json"):
+    """run_dir/<name> (meta first, then the metrics; name: results_name) and the two plots
+    (pr_curve<suffix>.png, precision_at_n<suffix>.png), each atomically, holding the folder's lock
+    (runlock: the temporary names are fixed)."""
     doc = dict(meta)
     doc.update(results)
 
@@ -53,12 +69,13 @@ def write_results(run_dir, results, meta):
         with open(tmp, "w") as fh:
             json.dump(doc, fh, indent=1)
             fh.write("\n")
-    _write_atomic(os.path.join(run_dir, "results.json"), dump)
-    _plots(run_dir, doc)
+    with runlock.hold(run_dir):
+        _write_atomic(os.path.join(run_dir, name), dump)
+        _plots(run_dir, doc, results_suffix(name))
     return doc
 
 
-def _plots(run_dir, doc):
+def _plots(run_dir, doc, suffix=""):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -79,7 +96,7 @@ def _plots(run_dir, doc):
     ax.set_title("%s: PR over Hamming radius 0..%d" % (title, pr["radius"][-1]), fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _write_atomic(os.path.join(run_dir, "pr_curve.png"), lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    _write_atomic(os.path.join(run_dir, "pr_curve%s.png" % suffix), lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
 
     pn = doc["precision_at_n"]
@@ -91,7 +108,7 @@ def _plots(run_dir, doc):
     ax.set_title("%s: precision@N (MAP@%s = %.4f)" % (title, doc.get("R"), doc["map"]), fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _write_atomic(os.path.join(run_dir, "precision_at_n.png"), lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    _write_atomic(os.path.join(run_dir, "precision_at_n%s.png" % suffix), lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
 
 
@@ -140,7 +157,11 @@ def main(argv=None):
     meta = {"variant": args.variant or ("dhn-b" if args.real else "dhn"), "bits": args.bits or zq.shape[1]}
     if args.dataset:
         meta["dataset"] = args.dataset
-    write_results(args.out, results, meta)
+    try:
+        write_results(args.out, results, meta)
+    except runlock.Busy as e:
+        print("dhn.evaluate: %s" % e, file=sys.stderr)
+        raise SystemExit(2)
     print("MAP@%s = %.4f  precision(H<=2) = %.4f  (%d queries, %d database, %s)  -> %s"
           % (results["R"], results["map"], results["precision_hamming2"], results["n_query"],
              results["n_database"], results["ranking"], os.path.join(args.out, "results.json")),

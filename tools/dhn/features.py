@@ -21,6 +21,7 @@ A split is written under a temporary name and renamed when whole; a finished spl
 matches (same backbone, weights and source split) is skipped.
 """
 import argparse
+import inspect
 import json
 import os
 import shutil
@@ -37,15 +38,27 @@ class FeatureError(ValueError):
     """One line: the file and the fix."""
 
 
+def transform_suffix(mean, scale):
+    """'' for a foreign backbone's default input transform (netgen.foreign_backbone's mean and
+    scale), else '-mean<B>,<G>,<R>-scale<S>': features of other inputs get a folder of their own
+    instead of overwriting these (the default folder keeps its name)."""
+    params = inspect.signature(netgen.foreign_backbone).parameters
+    if [float(v) for v in mean] == [float(v) for v in params["mean"].default] and \
+            float(scale) == float(params["scale"].default):
+        return ""
+    return "-mean%s-scale%g" % (",".join("%g" % v for v in mean), scale)
+
+
 def backbone_of(dataset, spec=None, mean=None, scale=None, weights=None):
-    """(backbone dict, weights path, features name) for the dataset's own backbone or DEPLOY:LAYER."""
+    """(backbone dict, weights path, features name) for the dataset's own backbone or DEPLOY:LAYER;
+    the name carries the input transform when it is not the default (transform_suffix)."""
     root = os.environ.get("DHN_ROOT", ".")
     if spec:
         try:
             bb = netgen.foreign_backbone(spec, **({"mean": mean} if mean else {}), scale=scale or 1.0)
         except ValueError as e:
             raise FeatureError(str(e)) from None
-        layer = spec.rpartition(":")[2]
+        layer = spec.rpartition(":")[2] + transform_suffix(bb["mean"], bb["scale"])
     else:
         name = netgen.DATASETS[dataset]["backbone"]
         bb = dict(netgen.BACKBONES[name], name=name, input="data")

@@ -48,11 +48,12 @@ def load_images(split_dir, rows):
     return out
 
 
-def retrieve(run_dir, queries=8, top=10, seed=0):
-    """[(query row, [(db row, distance, relevant)])] for the seeded sample, from the run's codes."""
+def retrieve(run_dir, queries=8, top=10, seed=0, results="results.json"):
+    """[(query row, [(db row, distance, relevant)])] for the seeded sample, from the run's codes
+    (of the query and database its results file names)."""
     from dhn.search import HammingIndex
     from dhn.datasets import read_json
-    res = read_json(os.path.join(run_dir, "results.json"), "evaluate the run again (make train ... with --force)")
+    res = read_json(os.path.join(run_dir, results), "evaluate the run again (make train ... with --force)")
     config = read_json(os.path.join(run_dir, "config.json"),
                        "the run's configuration is lost: train it again (make train ... FORCE_NEW=1)")
     qname, dname = res.get("query", "query"), res.get("database", "database")
@@ -91,12 +92,14 @@ def _png_uri(img):
     return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode()
 
 
-def write_gallery(run_dir, queries=8, top=10, seed=0):
-    """gallery.png and gallery.html in run_dir; returns their paths and the precision shown."""
+def write_gallery(run_dir, queries=8, top=10, seed=0, results="results.json"):
+    """gallery.png and gallery.html in run_dir (gallery-<database>.* for results-<database>.json);
+    returns their paths and the precision shown."""
+    from dhn.evaluate import results_suffix
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    found, config, qname, dname = retrieve(run_dir, queries, top, seed)
+    found, config, qname, dname = retrieve(run_dir, queries, top, seed, results)
     qdir, _ = image_split(config["data_dir"], qname)
     ddir, _ = image_split(config["data_dir"], dname)
     qimgs = load_images(qdir, [q for q, _ in found])
@@ -127,7 +130,7 @@ def write_gallery(run_dir, queries=8, top=10, seed=0):
         os.path.basename(os.path.abspath(run_dir)), len(found), seed, top, prec)
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
-    png = os.path.join(run_dir, "gallery.png")
+    png = os.path.join(run_dir, "gallery%s.png" % results_suffix(results))
     fig.savefig(png + ".tmp.png", dpi=110)
     plt.close(fig)
     os.replace(png + ".tmp.png", png)
@@ -136,7 +139,7 @@ def write_gallery(run_dir, queries=8, top=10, seed=0):
 td.rel img{outline:3px solid rgb%s}td.irr img{outline:3px solid rgb%s}img{width:64px;height:64px}</style></head>
 <body><h3>%s</h3><table>%s</table></body></html>
 """ % (html.escape(title), GREEN, RED, html.escape(title), "\n".join(rows_html))
-    page_path = os.path.join(run_dir, "gallery.html")
+    page_path = os.path.join(run_dir, "gallery%s.html" % results_suffix(results))
     with open(page_path + ".tmp", "w") as fh:
         fh.write(page)
     os.replace(page_path + ".tmp", page_path)

@@ -36,8 +36,11 @@ def _load():
         os.makedirs(os.path.dirname(so), exist_ok=True)
         tmp = "%s.%d.tmp" % (so, os.getpid())
         flags = ["-O3", "-shared", "-fPIC"] + (["-mpopcnt"] if platform.machine() == "x86_64" else [])
-        if subprocess.run([cc, *flags, "-o", tmp, SOURCE], capture_output=True).returncode == 0:
-            os.replace(tmp, so)
+        try:   # a compiler that hangs leaves the numpy path, as one that fails does
+            if subprocess.run([cc, *flags, "-o", tmp, SOURCE], capture_output=True, timeout=300).returncode == 0:
+                os.replace(tmp, so)
+        except subprocess.TimeoutExpired:
+            pass
     if not os.path.exists(so):
         _lib = False
         return None

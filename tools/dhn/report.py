@@ -1,4 +1,5 @@
-"""`make report`: gather runs/*/results.json into tables laid out like the paper's, with every
+"""`make report`: gather runs/*/results.json (and results-<database>.json, a run evaluated on another
+database) into tables laid out like the paper's, with every
 number traceable to the configuration that produced it.
 
 python -m dhn.report [--runs runs] [--out runs/report.md]
@@ -58,10 +59,15 @@ def paper_map(dataset, variant, bits):
 
 
 def load_runs(runs_dir):
-    """[results dict + "run" name] for every runs_dir/*/results.json with the keys a table needs."""
+    """[results dict + "run" name] for every runs_dir/*/results.json (the run on its dataset's own
+    database) and results-<database>.json (on another: evaluate.results_name) with the keys a table
+    needs; the latter are named RUN/results-<database>.json."""
     runs = []
-    for path in sorted(glob.glob(os.path.join(runs_dir, "*", "results.json"))):
+    paths = glob.glob(os.path.join(runs_dir, "*", "results.json")) + glob.glob(os.path.join(runs_dir, "*", "results-*.json"))
+    for path in sorted(paths):
         name = os.path.basename(os.path.dirname(path))
+        if os.path.basename(path) != "results.json":
+            name += "/" + os.path.basename(path)
         try:
             with open(path) as fh:
                 doc = json.load(fh)

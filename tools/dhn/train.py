@@ -16,14 +16,16 @@ the training set is a whole number of batches per snapshot interval and the net 
 randomness (tests/test_train_caffe.py checks exactly that case).
 """
 import argparse
+import contextlib
 import glob
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
 
-from . import netgen
+from . import netgen, runlock
 from .datasets import DatasetError, read_json
 
 ITER_RE = re.compile(r"Iteration (\d+).*loss = (\S+)")
@@ -161,9 +163,22 @@ def latest_snapshot(run_dir, subdir="snapshots"):
     return 0, None
 
 
+def train_time_limit():
+    """Seconds one `caffe train` may run, from DHN_TRAIN_TIMEOUT (unset or 0: no limit): what keeps a
+    hung Caffe from holding an unattended job (the test suite sets it) for hours."""
+    value = os.environ.get("DHN_TRAIN_TIMEOUT", "").strip()
+    try:
+        limit = float(value or 0)
+    except ValueError:
+        raise TrainError("DHN_TRAIN_TIMEOUT=%r: give seconds (0 or unset: no limit)" % value) from None
+    return limit if limit > 0 else None
+
+
 def run_caffe_train(run_dir, solver_path, max_iter, weights=None, snapshot=None, gpu=None, quiet=False):
-    """`caffe train` in a subprocess, log appended to train.log, a progress bar from its log."""
+    """`caffe train` in a subprocess, log appended to train.log, a progress bar from its log;
+    stopped (TrainError) when it outlives train_time_limit()."""
     from tqdm import tqdm
+    limit = train_time_limit()
     cmd = [os.path.join(os.environ["CAFFE_ROOT"], "bin", "caffe"), "train", "-solver", solver_path]
     if snapshot:
         cmd += ["-snapshot", snapshot]
@@ -180,21 +195,32 @@ def run_caffe_train(run_dir, solver_path, max_iter, weights=None, snapshot=None,
     with open(log_path, "a", buffering=1) as log:   # line-buffered: `tail -f train.log` follows the run
         log.write("$ %s\n" % " ".join(cmd))
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
-        for line in proc.stdout:
-            log.write(line)
-            m = ITER_RE.search(line)
-            if m:
-                it = int(m.group(1))
-                bar.update(it - last_iter)
-                last_iter = it
-                if m.group(2) in ("nan", "-nan", "inf"):
+        expired = threading.Event()
+        timer = threading.Timer(limit or 0, lambda: (expired.set(), proc.kill()))
+        timer.daemon = True
+        if limit:
+            timer.start()
+        try:
+            for line in proc.stdout:
+                log.write(line)
+                m = ITER_RE.search(line)
+                if m:
+                    it = int(m.group(1))
+                    bar.update(it - last_iter)
+                    last_iter = it
+                    if m.group(2) in ("nan", "-nan", "inf"):
+                        diverged = True
+                        proc.kill()
+                    bar.set_postfix(loss=m.group(2))
+                if "FloatingPointError" in line:
                     diverged = True
-                    proc.kill()
-                bar.set_postfix(loss=m.group(2))
-            if "FloatingPointError" in line:
-                diverged = True
-        proc.wait()
+            proc.wait()
+        finally:
+            timer.cancel()
     bar.close()
+    if expired.is_set():
+        raise TrainError("caffe train ran past DHN_TRAIN_TIMEOUT=%g s and was stopped near iteration %d, see %s: "
+                         "raise or unset the limit; the run resumes from its last snapshot" % (limit, last_iter, log_path))
     if diverged:
         raise TrainError("training diverged (non-finite loss) near iteration %d, see %s: "
                          "rerun with a lower --lr" % (last_iter, log_path))
@@ -251,29 +277,31 @@ def encode_split(run_dir, weights, data_dir, split, gpu):
     from . import encode
     crop, mean, scale = data_transform(os.path.join(run_dir, "train.prototxt"))
     db = "images" if crop else "features"     # crop None: a frozen-feature run
-    try:
-        z = encode.encode(os.path.join(run_dir, "deploy.prototxt"), weights, os.path.join(data_dir, split, db),
-                          crop=crop, mean_bgr=mean, scale=scale, gpu=gpu)
-    except ValueError as e:     # bad input (a damaged LMDB, weights that do not fit): one line
-        raise TrainError(str(e)) from None
-    os.makedirs(os.path.join(run_dir, "codes"), exist_ok=True)
-    encode.save_codes(os.path.join(run_dir, "codes", split), z)
+    with runlock.hold(os.path.join(run_dir, "codes")):    # as `dhn.encode --out` into it takes it
+        try:
+            z = encode.encode(os.path.join(run_dir, "deploy.prototxt"), weights, os.path.join(data_dir, split, db),
+                              crop=crop, mean_bgr=mean, scale=scale, gpu=gpu)
+        except ValueError as e:     # bad input (a damaged LMDB, weights that do not fit): one line
+            raise TrainError(str(e)) from None
+        encode.save_codes(os.path.join(run_dir, "codes", split), z)
     return z
 
 
 def evaluate_run(run_dir, dataset, bits, variant, weights, data_dir, gpu=None, query="query",
                  database="database", R=None, meta=None):
-    """Encode query and database with the trained net, score, write results.json and plots."""
+    """Encode query and database with the trained net, score, write the results file of that query
+    and database (evaluate.results_name), its plots and gallery."""
     from . import convert, evaluate
     zq = encode_split(run_dir, weights, data_dir, query, gpu)
     zd = encode_split(run_dir, weights, data_dir, database, gpu)
     lq = convert.read_split_labels(os.path.join(data_dir, query))
     ld = convert.read_split_labels(os.path.join(data_dir, database))
     results = evaluate.evaluate_codes(zq, lq, zd, ld, R=R, binary=(variant != "dhn-b"))
+    name = evaluate.results_name(query, database)
     doc = evaluate.write_results(run_dir, results, dict(meta or {}, dataset=dataset, bits=bits, variant=variant,
-                                                        weights=os.path.relpath(weights, run_dir)))
+                                                        weights=os.path.relpath(weights, run_dir)), name)
     from . import gallery
-    gallery.write_gallery(run_dir)     # what the codes retrieve, for a seeded sample of queries
+    gallery.write_gallery(run_dir, results=name)     # what the codes retrieve, for a seeded sample of queries
     return doc
 
 
@@ -332,7 +360,7 @@ def split_key(split_dir):
 # What makes a run folder one configuration: a re-run with any of these changed is refused.
 IDENTITY = ("dataset", "bits", "variant", "mode", "backbone", "weights_sha256", "features", "lr", "lambda",
             "alpha", "max_iter", "lr_policy", "gamma", "stepsize", "batch", "seed", "shuffle", "train_split",
-            "backbone_lr_mult", "init_fch", "feature_norm")
+            "backbone_lr_mult", "init_fch", "feature_norm", "mean", "scale")
 
 
 def check_same_config(run_dir, identity, force_new):
@@ -349,11 +377,15 @@ def check_same_config(run_dir, identity, force_new):
             raise TrainError(str(e)) from None
         doc = {}
     old = doc.get("identity")
+    if old is not None and "mean" not in old:
+        # recorded before the input transform joined the identity: the config's own mean and scale
+        # (None there: the dataset's own backbone, whose transform no option changes)
+        old = dict(old, mean=identity["mean"] if doc.get("mean") is None else doc["mean"],
+                   scale=identity["scale"] if doc.get("scale") is None else doc["scale"])
     if old == identity:
         return True
     if force_new:
-        import shutil
-        shutil.rmtree(run_dir)
+        runlock.empty(run_dir)     # the caller holds the folder's lock: its file stays
         return False
     if old is None:
         what = "an older layout without a recorded configuration"
@@ -362,6 +394,41 @@ def check_same_config(run_dir, identity, force_new):
         what = ", ".join("%s %s -> %s" % (k, old.get(k), identity.get(k)) for k in diff)
     raise TrainError("%s holds a run of another configuration (%s): pass --force-new (make: FORCE_NEW=1) to "
                      "start it over, or --run NAME for a new run folder" % (run_dir, what))
+
+
+@contextlib.contextmanager
+def _locked(run_dir):
+    """The run folder's lock (runlock) for the block; another process holding it is a TrainError."""
+    try:
+        with runlock.hold(run_dir):
+            yield
+    except runlock.Busy as e:
+        raise TrainError(str(e)) from None
+
+
+def file_results_by_database(run_dir):
+    """A results.json written before results were filed per database (evaluate.results_name) may
+    hold another database's results: it moves to that database's name, where nothing overwrites it."""
+    from . import evaluate
+    path = os.path.join(run_dir, "results.json")
+    try:
+        with open(path) as fh:
+            doc = json.load(fh)
+    except (OSError, ValueError):
+        return
+    name = evaluate.results_name(doc.get("query", "query"), doc.get("database", "database"))
+    if name != "results.json" and not os.path.exists(os.path.join(run_dir, name)):
+        os.replace(path, os.path.join(run_dir, name))
+
+
+def load_results(path, query, database):
+    """The results document at path if it holds this query and database's results, else None."""
+    try:
+        with open(path) as fh:
+            doc = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return doc if (doc.get("query", "query"), doc.get("database", "database")) == (query, database) else None
 
 
 def _model_and_data(dataset, features, backbone, mean, scale, weights, data_dir, root):
@@ -424,7 +491,9 @@ def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, w
         # keeps the paper's fc7 → fch, which nothing here could measure (no weights here).
         feature_norm = bool(features or backbone)
     max_iter, stepsize, snapshot, note = schedule(dataset, iters)
+    from . import evaluate
     from .datasets import file_digest
+    transform = img_bb or netgen.BACKBONES[netgen.DATASETS[dataset]["backbone"]]   # the images' mean and scale
     identity = dict(dataset=dataset, bits=bits, variant=variant, mode="frozen features" if features else "fine-tuned",
                     backbone=spec, weights_sha256=file_digest(weights, "sha256") if weights else None,
                     features=bb["name"] if features else None, lr=lr, alpha=float(alpha),
@@ -432,46 +501,50 @@ def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, w
                     gamma=netgen.SOLVER_DEFAULTS["gamma"], stepsize=stepsize, batch=batch, seed=seed,
                     shuffle=bool(shuffle), train_split=split_key(os.path.join(data_dir, "train")),
                     backbone_lr_mult=float(backbone_lr_mult), init_fch=None, feature_norm=bool(feature_norm),
+                    mean=[float(v) for v in transform["mean"]], scale=float(transform["scale"]),
                     **{"lambda": 0.0 if variant == "dhn-q" else float(lambda_)})
     if init_fch:
         if features:
             raise TrainError("--init-fch starts a fine-tuning run from a frozen run's fch; this run is frozen itself")
         identity["init_fch"] = file_digest(final_model(init_fch), "sha256")
     identity = json.loads(json.dumps(identity))
-    same = check_same_config(run_dir, identity, force_new)
-    if note and not quiet:
-        print(note, file=sys.stderr)
-    results_path = os.path.join(run_dir, "results.json")
-    if same and os.path.exists(results_path) and not force:
-        if not quiet:
-            print("%s exists: the run is done (pass --force to evaluate again)" % results_path, file=sys.stderr)
-        return json.load(open(results_path))
-    cfg = dict(identity, snapshot=snapshot, gpu=gpu)
-    # a resumed run's data layer continues its stream where the snapshot left it
-    start_iter = latest_snapshot(run_dir)[0] if same else 0
-    sol = prepare_run(run_dir, cfg, bb if (features or backbone) else None, data_dir, start_iter=start_iter)
-    config = dict(identity=identity, schedule_note=note, snapshot=snapshot, gpu=gpu,
-                  weights=os.path.abspath(weights) if weights else None, data_dir=os.path.abspath(data_dir),
-                  mean=list(img_bb["mean"]) if img_bb and img_bb.get("mean") else None,
-                  scale=img_bb["scale"] if img_bb else None,
-                  caffe=caffe_build(), commit=project_commit())
-    write_text(os.path.join(run_dir, "config.json"), json.dumps(config, indent=1))
-    if init_fch:   # the backbone's weights + the frozen run's fch: what caffe train starts from
-        warm_start(weights, init_fch, os.path.join(run_dir, "init.caffemodel"))
-        weights = os.path.join(run_dir, "init.caffemodel")
-    final = os.path.join(run_dir, "snapshots", "dhn_iter_%d.caffemodel" % sol.max_iter)
-    final_state = final[:-len(".caffemodel")] + ".solverstate"
-    if not (os.path.exists(final_state) and snapshot_is_whole(final_state)):
-        it, state = latest_snapshot(run_dir)
-        if state and not quiet:
-            print("resuming %s from iteration %d" % (run_dir, it), file=sys.stderr)
-        run_caffe_train(run_dir, os.path.join(run_dir, "solver.prototxt"), sol.max_iter,
-                        weights=None if features else weights, snapshot=state, gpu=gpu, quiet=quiet)
-    plot_loss(os.path.join(run_dir, "train.log"), os.path.join(run_dir, "loss.png"))
-    meta = dict(identity, lambda_=identity["lambda"], query=query, database=database,
-                caffe=config["caffe"], commit=config["commit"], run=os.path.basename(os.path.abspath(run_dir)))
-    return evaluate_run(run_dir, dataset, bits, variant, final, data_dir, gpu=gpu, query=query,
-                        database=database, R=DATASET_R.get(dataset), meta=meta)
+    with _locked(run_dir):
+        same = check_same_config(run_dir, identity, force_new)
+        if note and not quiet:
+            print(note, file=sys.stderr)
+        file_results_by_database(run_dir)
+        results_path = os.path.join(run_dir, evaluate.results_name(query, database))
+        done = load_results(results_path, query, database) if same and not force else None
+        if done:
+            if not quiet:
+                print("%s exists: the run is done (pass --force to evaluate again)" % results_path, file=sys.stderr)
+            return done
+        cfg = dict(identity, snapshot=snapshot, gpu=gpu)
+        # a resumed run's data layer continues its stream where the snapshot left it
+        start_iter = latest_snapshot(run_dir)[0] if same else 0
+        sol = prepare_run(run_dir, cfg, bb if (features or backbone) else None, data_dir, start_iter=start_iter)
+        config = dict(identity=identity, schedule_note=note, snapshot=snapshot, gpu=gpu,
+                      weights=os.path.abspath(weights) if weights else None, data_dir=os.path.abspath(data_dir),
+                      mean=list(img_bb["mean"]) if img_bb and img_bb.get("mean") else None,
+                      scale=img_bb["scale"] if img_bb else None,
+                      caffe=caffe_build(), commit=project_commit())
+        write_text(os.path.join(run_dir, "config.json"), json.dumps(config, indent=1))
+        if init_fch:   # the backbone's weights + the frozen run's fch: what caffe train starts from
+            warm_start(weights, init_fch, os.path.join(run_dir, "init.caffemodel"))
+            weights = os.path.join(run_dir, "init.caffemodel")
+        final = os.path.join(run_dir, "snapshots", "dhn_iter_%d.caffemodel" % sol.max_iter)
+        final_state = final[:-len(".caffemodel")] + ".solverstate"
+        if not (os.path.exists(final_state) and snapshot_is_whole(final_state)):
+            it, state = latest_snapshot(run_dir)
+            if state and not quiet:
+                print("resuming %s from iteration %d" % (run_dir, it), file=sys.stderr)
+            run_caffe_train(run_dir, os.path.join(run_dir, "solver.prototxt"), sol.max_iter,
+                            weights=None if features else weights, snapshot=state, gpu=gpu, quiet=quiet)
+        plot_loss(os.path.join(run_dir, "train.log"), os.path.join(run_dir, "loss.png"))
+        meta = dict(identity, lambda_=identity["lambda"], query=query, database=database,
+                    caffe=config["caffe"], commit=config["commit"], run=os.path.basename(os.path.abspath(run_dir)))
+        return evaluate_run(run_dir, dataset, bits, variant, final, data_dir, gpu=gpu, query=query,
+                            database=database, R=DATASET_R.get(dataset), meta=meta)
 
 
 def main(argv=None):

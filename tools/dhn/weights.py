@@ -11,6 +11,7 @@ import os
 import sys
 import urllib.request
 
+from dhn import runlock
 from dhn.datasets import file_digest
 
 ALEXNET_URL = "http://dl.caffe.berkeleyvision.org/bvlc_alexnet.caffemodel"
@@ -29,12 +30,20 @@ def check(path, sha1=ALEXNET_SHA1):
 
 
 def fetch(out, url=ALEXNET_URL, sha1=ALEXNET_SHA1, quiet=False):
-    """Download ``url`` to ``out`` unless a checked copy is there; returns ``out``."""
+    """Download ``url`` to ``out`` unless a checked copy is there; returns ``out``. One process at a
+    time per folder (``out``.part is a fixed name): another one is a WeightsError naming its pid."""
+    try:
+        with runlock.hold(os.path.dirname(os.path.abspath(out))):
+            return _fetch(out, url, sha1, quiet)
+    except runlock.Busy as e:
+        raise WeightsError(str(e)) from None
+
+
+def _fetch(out, url, sha1, quiet):
     if os.path.exists(out):
         check(out, sha1)
         return out
     from tqdm import tqdm
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     tmp = out + ".part"
     try:
         with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as fh:
