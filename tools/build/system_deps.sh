@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Install the Debian 12 packages Caffe builds and runs against (../shared/README.md §1).
+# Install the Debian packages `make setup` needs beyond what a user installs to clone the
+# repository (ca-certificates, git, make; README "Set-up"): Python with venv and headers for the
+# virtualenv and pycaffe, and what Caffe builds and runs against (../shared/README.md §1).
 # Already-installed packages make this a no-op that asks no network.
 set -euo pipefail
-pkgs=(build-essential cmake dpkg-dev patch
+pkgs=(python3 python3-venv python3-dev build-essential cmake dpkg-dev patch
   libboost-system-dev libboost-thread-dev libboost-filesystem-dev libboost-python-dev
   libprotobuf-dev protobuf-compiler libgoogle-glog-dev libgflags-dev libhdf5-dev
   liblmdb-dev libleveldb-dev libsnappy-dev libopenblas-dev libopencv-dev)

@@ -39,14 +39,17 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-if [ ! -f "$root/.debootstrap-complete" ]; then
-  say "debootstrap $release (minbase) into $root"
+# minbase plus only what the README has a user install before cloning: everything else must come
+# from `make setup` (system_deps.sh). The marker holds the list: a root made with another is remade.
+include=ca-certificates,git,make
+if [ "$(cat "$root/.debootstrap-complete" 2>/dev/null)" != "$include" ]; then
+  say "debootstrap $release (minbase + $include) into $root"
   rm -rf "$root"; mkdir -p "$root"
   start=$(date +%s)
-  debootstrap --variant=minbase --include=ca-certificates,git,make,python3,python3-venv,python3-dev,sudo \
+  debootstrap --variant=minbase --include="$include" \
     "$release" "$root" "$mirror" >> "$log" 2>&1 || { say "debootstrap failed (log: $log)"; exit 1; }
   say "debootstrap took $(( $(date +%s) - start )) s"
-  touch "$root/.debootstrap-complete"
+  echo "$include" > "$root/.debootstrap-complete"
 fi
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 # Extra CA certificates the host trusts (here: a TLS-intercepting egress proxy to PyPI) are
