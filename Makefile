@@ -56,9 +56,9 @@ sweep:
 features:
 	$(ENV) python -m dhn.features --dataset $(DATASET) $(MODEL_ARGS)
 
-# use a trained run: RUN=runs/NAME IMAGE="a.jpg b.png" [TOP=20] [RADIUS=2]
+# use a trained run: RUN=runs/NAME IMAGE="a.jpg b.png" [TOP=20] [RADIUS=2 | NPROBE=2]
 search:
-	$(ENV) python -m dhn.search --run $(RUN) $(IMAGE) $(if $(TOP),--top $(TOP)) $(if $(RADIUS),--radius $(RADIUS))
+	$(ENV) python -m dhn.search --run $(RUN) $(IMAGE) $(if $(TOP),--top $(TOP)) $(if $(RADIUS),--radius $(RADIUS)) $(if $(NPROBE),--nprobe $(NPROBE))
 
 gallery:
 	$(ENV) python -m dhn.gallery --run $(RUN)

@@ -1,6 +1,7 @@
-"""Using a trained run: the packed Hamming index (scan and hash lookup) against a brute-force
-ranking, `dhn.search` on image files, the retrieval gallery (and its HTML in headless Chromium
-where Chromium is installed), and one-line errors for bad input."""
+"""Using a trained run: the Hamming index (our kernel's scan, FAISS's hash lookup and inverted
+file, the index files kept beside the codes) against a brute-force ranking, `dhn.search` on image
+files, the retrieval gallery (and its HTML in headless Chromium where Chromium is installed), and
+one-line errors for bad input."""
 import json
 import os
 import re
@@ -10,7 +11,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from dhn import gallery, hamming_ap, search, train
+from dhn import encode, gallery, hamming_ap, search, train
 import datagen
 
 
@@ -42,18 +43,79 @@ def test_scan_past_the_database_pads_with_minus_one():
     assert idx.tolist() == [[0, 1, 2, -1, -1]] and dist.tolist()[0][:3] == [0, 0, 0]
 
 
-@pytest.mark.parametrize("bits,radius", [(16, 2), (64, 2), (70, 1)])
-def test_lookup_returns_exactly_the_scan_within_the_radius(bits, radius):
+@pytest.mark.parametrize("bits,radius", [(12, 3), (16, 2), (64, 0), (64, 2), (70, 1), (70, 8)])
+def test_lookup_is_the_brute_force_ball(bits, radius):
+    """FAISS's IndexBinaryHash lookup: every item within the radius (8: the largest MAX_PROBES allows),
+    ranked by distance then database order, as a brute-force count of differing signs ranks them."""
     rng = np.random.default_rng(1)
     centres = rng.choice([-1.0, 1.0], (3, bits))
-    db = centres[rng.integers(0, 3, 400)] * np.where(rng.random((400, bits)) < 0.02, -1, 1)
+    db = centres[rng.integers(0, 3, 400)] * np.where(rng.random((400, bits)) < 0.02, -1, 1)   # many ties
     q = centres[[0, 1, 2, 0]] * np.where(rng.random((4, bits)) < 0.02, -1, 1)
-    index = search.HammingIndex(db)
-    full_idx, full_dist = index.scan(q, len(db))
-    for (idx, dist), fi, fd in zip(index.lookup(q, radius), full_idx, full_dist):
+    full_idx, full_dist = brute_force(q, db, len(db))
+    found = search.HammingIndex(db).lookup(q, radius)
+    assert sum(len(i) for i, _ in found) > 4 * (radius > 0)            # not empty balls
+    for (idx, dist), fi, fd in zip(found, full_idx, full_dist):
         keep = fd <= radius
         np.testing.assert_array_equal(idx, fi[keep])
         np.testing.assert_array_equal(dist, fd[keep])
+
+
+@pytest.mark.parametrize("bits", [12, 64])
+def test_ivf_finds_a_subset_with_exact_distances(bits):
+    rng = np.random.default_rng(bits)
+    centres = rng.choice([-1.0, 1.0], (8, bits))
+    db = centres[rng.integers(0, 8, 4000)] * np.where(rng.random((4000, bits)) < 0.05, -1, 1)
+    q = centres[rng.integers(0, 8, 6)] * np.where(rng.random((6, bits)) < 0.05, -1, 1)
+    index = search.HammingIndex(db)
+    full_idx, full_dist = brute_force(q, db, len(db))
+    exact_dist = brute_force(q, db, 50)[1]
+    for nprobe in (1, search.ivf_lists(len(db))):
+        for (idx, dist), fi, fd, ed in zip(index.approximate(q, 50, nprobe), full_idx, full_dist, exact_dist):
+            assert 0 < len(idx) <= 50 and len(set(idx.tolist())) == len(idx)
+            np.testing.assert_array_equal(dist, fd[np.argsort(fi)][idx])                     # exact distances
+            assert [(d, i) for d, i in zip(dist, idx)] == sorted(zip(dist.tolist(), idx.tolist()))   # (distance, row)
+            if nprobe == search.ivf_lists(len(db)):      # every list probed: the exact top 50's distances
+                np.testing.assert_array_equal(dist, ed)
+
+
+def test_index_files_are_written_reused_and_rebuilt(tmp_path):
+    """codes/<database>.faissindex (+ .hash, .ivf) beside the codes: written by the first search,
+    read (not rebuilt) by the next, rebuilt once the codes file is written again; the scan read
+    back from the file is the brute-force ranking of the codes, ties in database order."""
+    rng = np.random.default_rng(3)
+    centres = rng.choice([-1.0, 1.0], (4, 48))
+    codes_path = str(tmp_path / "codes" / "database.npy")
+    z = (centres[rng.integers(0, 4, 600)] * np.where(rng.random((600, 48)) < 0.1, -1, 1)).astype(np.float32)
+    encode.save_codes(codes_path[:-4], z)
+    q = rng.normal(size=(5, 48))
+
+    def use():
+        index = search.HammingIndex.open(codes_path)
+        res = index.scan(q, 100), index.lookup(q, 3), index.approximate(q, 10, 2)
+        return index.files.built, res
+
+    built, (scan, ball, _) = use()
+    assert built == ["flat", "hash", "ivf"]
+    names = ["database.faissindex", "database.hash.faissindex", "database.ivf.faissindex"]
+    assert sorted(os.listdir(tmp_path / "codes")) == sorted(["database.npy", "database.bits.npy"] + names
+                                                             + [n + ".json" for n in names])
+    stamps = {n: os.stat(tmp_path / "codes" / n).st_mtime_ns for n in names}
+    for got, want in zip(scan, brute_force(q, z, 100)):
+        np.testing.assert_array_equal(got, want)
+    built, (scan2, ball2, _) = use()
+    assert built == [] and stamps == {n: os.stat(tmp_path / "codes" / n).st_mtime_ns for n in names}
+    np.testing.assert_array_equal(scan2[0], scan[0])
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(ball, ball2))
+    # the codes encoded again (another evaluation): every index is rebuilt from the new codes
+    encode.save_codes(codes_path[:-4], -z)
+    built, (scan3, _, _) = use()
+    assert built == ["flat", "hash", "ivf"]
+    np.testing.assert_array_equal(scan3[0], brute_force(q, -z, 100)[0])
+    # an index file spoilt by hand (its record still fresh) is rebuilt, not trusted
+    (tmp_path / "codes" / "database.faissindex").write_bytes(b"spoilt")
+    built, (scan4, _, _) = use()
+    assert built[0] == "flat" and np.array_equal(scan4[0], scan3[0])
+    assert not [n for n in os.listdir(tmp_path / "codes") if n.endswith(".tmp")]
 
 
 @pytest.fixture(scope="module")
