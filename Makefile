@@ -13,7 +13,7 @@ VARIANT ?= dhn
 CUDA ?= $(if $(GPU),1,0)
 export CUDA CUDA_ARCH
 TRAIN_ARGS = $(if $(LR),--lr $(LR)) $(if $(LAMBDA),--lambda $(LAMBDA)) $(if $(ITERS),--iters $(ITERS)) $(if $(GPU),--gpu $(GPU)) \
-             $(if $(ALPHA),--alpha $(ALPHA)) $(if $(SEED),--seed $(SEED)) $(if $(filter 1,$(FEATURES)),--features) \
+             $(if $(ALPHA),--alpha $(ALPHA)) $(if $(SIMILAR_WEIGHT),--similar-weight $(SIMILAR_WEIGHT)) $(if $(SEED),--seed $(SEED)) $(if $(filter 1,$(FEATURES)),--features) \
              $(if $(filter 1,$(FEATURE_NORM)),--feature-norm) $(if $(filter 0,$(FEATURE_NORM)),--no-feature-norm)
 MODEL_ARGS = $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(BACKBONE),--backbone $(BACKBONE)) $(if $(MEAN),--mean $(MEAN)) $(if $(SCALE),--scale $(SCALE))
 RUN_ARGS = $(if $(RUN),--run $(RUN)) $(if $(filter 1,$(FORCE_NEW)),--force-new)
@@ -65,7 +65,7 @@ gallery:
 
 # the real-data table in the frozen-feature mode (BACKBONE= WEIGHTS= a pretrained Caffe model)
 table-cpu:
-	$(ENV) python -m dhn.table --dataset $(DATASET) $(MODEL_ARGS) $(if $(ITERS),--iters $(ITERS))
+	$(ENV) python -m dhn.table --dataset $(DATASET) $(MODEL_ARGS) $(if $(ITERS),--iters $(ITERS)) $(if $(filter 1,$(SWEEP)),--sweep)
 
 weights:
 	$(ENV) python -m dhn.weights

@@ -70,9 +70,11 @@ def test_a_rerun_is_a_noop(setup):
 
 def test_frozen_run_trains_on_features_and_beats_random(setup):
     run = os.path.join(setup["root"], "frozen")
+    # no lr, λ, α or pair weight given: the head's measured defaults (netgen.HEAD_DEFAULTS)
     res = train.train("demo", 16, "dhn", features=True, backbone=setup["spec"], weights=setup["model"],
                       mean=(128, 128, 128), scale=1 / 128, data_dir=setup["features"], run_dir=run, iters=300,
-                      lr=1e-3, lambda_=1.0, quiet=True)
+                      quiet=True)
+    assert (res["lr"], res["lambda"], res["alpha"], res["similar_weight"]) == (1e-2, 0.1, 10 / 16, "balanced")
     lq = convert.read_split_labels(os.path.join(setup["data"], "query"))
     ld = convert.read_split_labels(os.path.join(setup["data"], "database"))
     assert res["map"] > demo.random_ranking_map(lq, ld) + 0.1
@@ -80,10 +82,11 @@ def test_frozen_run_trains_on_features_and_beats_random(setup):
     assert res["features"] == "smallnet-feat-mean128,128,128-scale0.0078125"    # features.transform_suffix
     # the report labels it by the backbone its features came from, as test_report's FROZEN fixture
     rows = [line for line in report.tables(report.load_runs(setup["root"])).splitlines() if line.startswith("| DHN —")]
-    assert rows == ["| DHN — backbone smallnet:feat, frozen features, 300 iterations, lr 0.001, λ 1 | %.3f |"
-                    % res["map"]]
+    assert rows == ["| DHN — backbone smallnet:feat, frozen features, 300 iterations, α 10/K, balanced pairs, "
+                    "lr 0.01, λ 0.1 | %.3f |" % res["map"]]
     net = open(os.path.join(run, "train.prototxt")).read()
     assert "dhn_data" in net and "fch_bn" in net and "Convolution" not in net     # no backbone in the net
+    assert r"{\'alpha\': 0.625, \'similar_weight\': \'balanced\'}" in net
     # search by image: the backbone joined to the trained head finds a database image itself
     recs = np.loadtxt(os.path.join(setup["data"], "database", "records.txt"), dtype=int)
     paths = [line.split()[0] for line in open(setup["list"])]
@@ -100,3 +103,14 @@ def test_missing_weights_and_features_are_clear_errors(setup, tmp_path):
     with pytest.raises(train.TrainError, match=r"no features for smallnet-feat: run `make features"):
         train.train("demo", 16, "dhn", features=True, backbone=setup["spec"], weights=setup["model"],
                     run_dir=str(tmp_path / "r"), quiet=True)
+
+
+def test_baselines_with_the_linear_probe(setup):
+    """LSH, cosine and the linear probe on the same features; the probe, trained on the training
+    features' labels, ranks far better than chance and is deterministic."""
+    res = baselines.run(setup["features"], bits=(16,), seeds=(0,))
+    lq = convert.read_split_labels(os.path.join(setup["data"], "query"))
+    ld = convert.read_split_labels(os.path.join(setup["data"], "database"))
+    assert res["probe"] > demo.random_ranking_map(lq, ld) + 0.1
+    assert 0 <= res["probe_query_accuracy"] <= 1 and res["probe_setting"]["train"] == "train"
+    assert baselines.run(setup["features"], bits=(16,), seeds=(0,))["probe"] == res["probe"]

@@ -1,6 +1,6 @@
 """Real images (../shared/data: CIFAR-10 as an image-folder tarball, an ImageNet-pretrained
-SqueezeNet): a few hundred of them through convert → features → a short frozen run → MAP well
-above random ranking, and converted records equal to the source's pixels and labels. Skipped,
+SqueezeNet): 1,320 of them through convert → features → a short frozen run → MAP well
+above random ranking and above cosine on the features, and converted records equal to the source's pixels and labels. Skipped,
 with that reason, where ../shared/data is absent (a user's clone has none)."""
 import os
 import tarfile
@@ -20,13 +20,15 @@ TARBALL_SHA256 = "8d8437376819a5c304d3ecf515adfc156354815e7f0e7ff4df922fd55cf502
 pytestmark = pytest.mark.skipif(not (os.path.isfile(TARBALL) and os.path.isdir(SQUEEZENET)),
                                 reason="no real data: ../shared/data (CIFAR-10 JPEG tarball, SqueezeNet) is absent")
 
-PER_CLASS = (24, 8)          # train files, test files taken from each class of the real tarball
+PER_CLASS = (120, 12)        # train files, test files taken from each class of the real tarball
+TRAIN_PER_CLASS = 100        # of the train files, the training split's; the frozen run needs that many
+                             # to beat cosine (at 20 a class it did not: MAP 0.27-0.29 vs 0.296)
 
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory):
-    """The first 24 train and 8 test files of each class, copied byte for byte from the tarball
-    into the same layout, and converted (20 train / 4 query / the rest database a class)."""
+    """The first 120 train and 12 test files of each class, copied byte for byte from the tarball
+    into the same layout, and converted (100 train / 4 query / the other 28 database a class)."""
     root = str(tmp_path_factory.mktemp("real"))
     src = os.path.join(root, "cifar")
     want = {(s, c): n for s, n in zip(("train", "test"), PER_CLASS) for c in CIFAR10_CLASS_NAMES}
@@ -44,7 +46,7 @@ def real(tmp_path_factory):
     n_train = 10 * PER_CLASS[0]
     labels = np.concatenate([np.repeat(np.arange(10), PER_CLASS[0]), np.repeat(np.arange(10), PER_CLASS[1])])
     pos = np.concatenate([np.tile(np.arange(PER_CLASS[0]), 10), np.tile(np.arange(PER_CLASS[1]), 10)])
-    train_idx = np.flatnonzero((np.arange(len(labels)) < n_train) & (pos < 20))
+    train_idx = np.flatnonzero((np.arange(len(labels)) < n_train) & (pos < TRAIN_PER_CLASS))
     query_idx = np.flatnonzero((np.arange(len(labels)) >= n_train) & (pos < 4))
     split = {"train": train_idx, "query": query_idx,
              "database": np.setdiff1d(np.arange(len(labels)), np.concatenate([train_idx, query_idx]))}
@@ -77,7 +79,7 @@ def test_real_images_convert_features_train_and_beat_random(real):
     weights = os.path.join(SQUEEZENET, "squeezenet_v1.0_dc.caffemodel")
     fdir, manifests = features.extract("cifar10", ("train", "query", "database"), spec, weights, data_dir=real["data"],
                                        out=os.path.join(real["root"], "features"), batch=16, progress=False)
-    assert manifests["train"]["dim"] == 1000 and manifests["train"]["count"] == 200
+    assert manifests["train"]["dim"] == 1000 and manifests["train"]["count"] == 10 * TRAIN_PER_CLASS
     res = train.train("cifar10", 16, "dhn", features=True, backbone=spec, weights=weights, data_dir=fdir,
                       run_dir=os.path.join(real["root"], "run"), iters=400, lr=1e-3, lambda_=1.0, quiet=True)
     lq = convert.read_split_labels(os.path.join(real["data"], "query"))
@@ -86,3 +88,6 @@ def test_real_images_convert_features_train_and_beat_random(real):
     cosine = baselines.run(fdir, bits=(16,), seeds=(0,))["cosine"]
     print("real data: frozen DHN MAP %.3f, cosine %.3f, random %.3f" % (res["map"], cosine, random))
     assert res["map"] > random + 0.1
+    # the point of the frozen-feature mode: 16-bit codes trained on the backbone's features rank
+    # better than the 1,000-d features themselves do by cosine
+    assert res["map"] > cosine

@@ -37,6 +37,35 @@ from google.protobuf import text_format
 BATCH = 64
 DEFAULT_LR = 2e-5        # the authors' solver (../shared/README.md §3)
 DEFAULT_LAMBDA = 10.0    # see the module docstring
+# The head on a pretrained net's features (BatchNorm → fch, the frozen-feature mode, and the
+# default for --backbone): its own measured defaults, chosen on a validation split carved from
+# CIFAR-10's training images (README "What held the head back", runs from `make lab21`-style
+# commands listed there). With the paper's α = 1 the pair loss is satisfied by tiny codes (mean
+# |z| 0.23 at 48 bits), which sign() then scrambles; θ = (10/K)⟨z_i, z_j⟩ (thuml/HashNet's
+# sigmoid_param) needs |z| near 1, its gradients are 10/K as large, so the lr is 10x the one
+# best at α = 1; about one pair in ten is similar on CIFAR-10, and weighting similar pairs by
+# #pairs/#similar (HashNet's balance) lifts MAP further.
+HEAD_DEFAULTS = dict(lr=1e-2, lambda_=0.1, alpha_bits=10.0, similar_weight="balanced")
+PAPER_DEFAULTS = dict(lr=DEFAULT_LR, lambda_=DEFAULT_LAMBDA, alpha_bits=None, similar_weight=1.0)
+# Whole-net fine-tuning of another pretrained net (--backbone without --features): the head's α,
+# pair weights and λ, and the lr of the README's fine-tuning recipe (fch 1e-2 through its lr_mult
+# 10, the backbone 1e-3); not cross-validated (a CPU iteration of the whole net costs seconds).
+FINETUNE_LR = 1e-3
+
+
+def mode_defaults(dataset, bits, head, finetune=False):
+    """{lr, lambda_, alpha, similar_weight} a run uses where no option says otherwise: the
+    paper's (α 1, similar pairs weighted 1) for the dataset's own backbone, HEAD_DEFAULTS for a
+    head on another pretrained net's features (``head``: --features or --backbone; ``finetune``:
+    the whole net trains, lr FINETUNE_LR). The demo keeps its own lr and λ."""
+    d = dict(HEAD_DEFAULTS if head else PAPER_DEFAULTS)
+    if head and finetune:
+        d["lr"] = FINETUNE_LR
+    if dataset == "demo" and not head:
+        d.update(lr=DEMO_LR, lambda_=DEMO_LAMBDA)
+    alpha_bits = d.pop("alpha_bits")
+    d["alpha"] = 1.0 if alpha_bits is None else alpha_bits / bits
+    return d
 VARIANTS = ("dhn", "dhn-q", "dhn-e")   # dhn-b is dhn's net, retrieved without sign()
 BITS = (12, 24, 32, 48)
 DATASETS = {
@@ -259,7 +288,7 @@ def scale_backbone_lr(proto, mult):
 
 def train_net(dataset, bits, variant, lambda_=DEFAULT_LAMBDA, data_dir=None, batch=BATCH,
               backbone=None, mirror=True, dropout=True, shuffle=True, seed=1234, alpha=1.0,
-              backbone_lr_mult=1.0, feature_norm=False, start_iter=0):
+              backbone_lr_mult=1.0, feature_norm=False, start_iter=0, similar_weight=1.0):
     """The training net: a converted split → backbone → fch → tanh → DHN losses.
 
     backbone: None (the dataset's), a BACKBONES name, foreign_backbone()'s or features_backbone()'s
@@ -267,7 +296,9 @@ def train_net(dataset, bits, variant, lambda_=DEFAULT_LAMBDA, data_dir=None, bat
     alpha: the scale of θ = α⟨z_i, z_j⟩ in the pairwise cross-entropy loss (1 in the paper).
     backbone_lr_mult: scales the backbone's lr multipliers (fch keeps 10/20).
     feature_norm: a BatchNorm before fch (hash_head). start_iter: batches the reshuffling data
-    layer skips (a resumed run continues its data stream, dhn_data)."""
+    layer skips (a resumed run continues its data stream, dhn_data). similar_weight: the weight
+    of a similar pair in the pairwise losses (1 in the paper; "balanced": #pairs / #similar pairs
+    of the batch, dhn_losses)."""
     if variant not in VARIANTS:
         raise ValueError("unknown variant %r (one of %s; dhn-b trains as dhn)" % (variant, ", ".join(VARIANTS)))
     bb = _backbone(dataset, backbone)
@@ -276,11 +307,13 @@ def train_net(dataset, bits, variant, lambda_=DEFAULT_LAMBDA, data_dir=None, bat
     data_layer(n, bb, data_dir, batch, mirror=mirror, shuffle=shuffle, seed=seed, start_iter=start_iter)
     feature = _body(n, bb, train=dropout)
     code = hash_head(n, feature, bits, feature_norm)
+    pair_params = {} if similar_weight == 1 else {"similar_weight": similar_weight}
     if variant == "dhn-e":
-        n.pair_loss = _python_loss([code, n.label], "PairwiseSquaredLoss", 1.0)
+        n.pair_loss = _python_loss([code, n.label], "PairwiseSquaredLoss", 1.0, repr(pair_params) if pair_params else "")
     else:
+        pair_params = dict({"alpha": float(alpha)} if alpha != 1 else {}, **pair_params)
         n.pair_loss = _python_loss([code, n.label], "PairwiseCrossEntropyLoss", 1.0,
-                                   repr({"alpha": float(alpha)}) if alpha != 1 else "")
+                                   repr(pair_params) if pair_params else "")
     if variant != "dhn-q" and lambda_ > 0:
         n.quant_loss = _python_loss([code], "QuantizationLoss", lambda_ * bits / batch)
     proto = _splice(n.to_proto(), bb)

@@ -107,6 +107,20 @@ def _short(spec):
     return "%s:%s" % (name, layer)
 
 
+def _alpha_per_bits(run):
+    """α·K rounded, where α is a whole number over the code length (10/K: one setting at every K)."""
+    alpha, bits = run.get("alpha"), run.get("bits")
+    if not isinstance(alpha, (int, float)) or not isinstance(bits, int) or alpha == 1.0:
+        return None
+    per = alpha * bits
+    return round(per) if abs(per - round(per)) < 1e-6 else None
+
+
+def _alpha_text(run):
+    per = _alpha_per_bits(run)
+    return "%d/K" % per if per else "%g" % run["alpha"]
+
+
 def setting(run):
     """The row label's tail: how the run's configuration differs from the paper's, plus lr and λ
     (which the paper cross-validated). None for a run without a recorded configuration."""
@@ -121,7 +135,11 @@ def setting(run):
     if run.get("max_iter") != PAPER_SETTING["max_iter"]:
         parts.append("%s iterations" % run.get("max_iter"))
     if run.get("alpha", 1.0) != 1.0:
-        parts.append("α %g" % run["alpha"])
+        parts.append("α %s" % _alpha_text(run))
+    if run.get("similar_weight", 1.0) == "balanced":
+        parts.append("balanced pairs")
+    elif run.get("similar_weight", 1.0) != 1.0:
+        parts.append("similar pairs ×%g" % run["similar_weight"])
     if run.get("shuffle") is False:
         parts.append("no reshuffle")
     if run.get("backbone_lr_mult", 1.0) != 1.0:
@@ -149,6 +167,8 @@ def config_key(run):
     results and where/with which commit it ran. A run without a recorded configuration is its own."""
     if setting(run) is None:
         return ("unrecorded", run["run"])
+    per = _alpha_per_bits(run)
+    run = dict(run, alpha="%d/K" % per) if per else run     # 10/K at every length is one configuration
     return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in run.items() if k not in GROUP_IGNORES))
 
 
@@ -213,6 +233,9 @@ def tables(runs, baselines=()):
                 feats, bl["database"], format(bl["n_database"], ","), " | ".join(_cell(lsh.get(b, [])) for b in bits)))
             out.append("| cosine on %s features (real-valued), database %s | %s |" % (
                 feats, bl["database"], " | ".join("%.3f" % bl["cosine"] for _ in bits)))
+            if "probe" in bl:
+                out.append("| linear probe on %s features (softmax posteriors, real-valued), database %s | %s |" % (
+                    feats, bl["database"], " | ".join("%.3f" % bl["probe"] for _ in bits)))
         out.append("")
         if ds in PAPER_SOURCES:
             out.append("Paper numbers: " + PAPER_SOURCES[ds] + ".")
@@ -232,13 +255,17 @@ def plot(runs, baselines, png):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(8, 5))
+    import textwrap
+    fig, ax = plt.subplots(figsize=(11, 5.5))
+    ticks = set(BITS)
     for ds in sorted({r["dataset"] for r in runs}):
         mine = [r for r in runs if r["dataset"] == ds]
         for label, _, cells, _ in rows_of(mine):
             b = sorted(cells)
+            ticks |= set(b)
             ax.errorbar(b, [np.mean(cells[k]) for k in b], yerr=[np.std(cells[k], ddof=1) if len(cells[k]) > 1 else 0
-                                                                 for k in b], marker="o", capsize=3, label=label[:70])
+                                                                 for k in b], marker="o", capsize=3,
+                        label=textwrap.fill(label, 60))
         for v in VARIANTS:
             if (ds, v) in PAPER:
                 pts = sorted(PAPER[(ds, v)].items())
@@ -249,13 +276,16 @@ def plot(runs, baselines, png):
                 ax.plot([p[0] for p in lsh], [p[1] for p in lsh], "--", marker="s", color="gray",
                         label="LSH (%s)" % bl["database"])
                 ax.axhline(bl["cosine"], ls="-.", color="gray", lw=1, label="cosine (%s)" % bl["database"])
+                if "probe" in bl:
+                    ax.axhline(bl["probe"], ls="-", color="black", lw=1, label="linear probe (%s)" % bl["database"])
     ax.set_xlabel("bits")
     ax.set_ylabel("MAP")
-    ax.set_xticks(BITS)
+    ax.set_xticks(sorted(ticks))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, loc="best")
+    # beside the axes, never on them: with many rows an inside legend hid the paper's curve
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
-    fig.savefig(png + ".tmp.png", dpi=110)
+    fig.savefig(png + ".tmp.png", dpi=110, bbox_inches="tight")   # the legend outside is kept whole
     plt.close(fig)
     os.replace(png + ".tmp.png", png)
     return png

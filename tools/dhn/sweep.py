@@ -68,7 +68,7 @@ def plot_grid(rows, lrs, lambdas, png):
 
 def sweep(dataset, bits, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, iters=None, data_dir=None, out=None,
           val_fraction=0.2, weights=None, gpu=None, quiet=False, features=False, backbone=None, mean=None,
-          scale=None, alpha=1.0, seed=1234, feature_norm=None):
+          scale=None, alpha=None, seed=1234, feature_norm=None, similar_weight=None):
     """The grid on the validation split; features/backbone as dhn.train takes them (the frozen-feature
     mode sweeps on the backbone's features, carved the same way)."""
     root = os.environ.get("DHN_ROOT", ".")
@@ -92,8 +92,9 @@ def sweep(dataset, bits, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, iters=None, data_
                 res = train.train(dataset, bits, "dhn", lr=lr, lambda_=lam, iters=iters, gpu=gpu, weights=weights,
                                   data_dir=sweep_data, run_dir=run_dir, query="val", database="train", quiet=quiet,
                                   features=features, backbone=backbone, mean=mean, scale=scale, alpha=alpha,
-                                  seed=seed, feature_norm=feature_norm)
+                                  seed=seed, feature_norm=feature_norm, similar_weight=similar_weight)
                 value = res["map"]
+                alpha, similar_weight = res.get("alpha", alpha), res.get("similar_weight", similar_weight)
             except train.TrainError as e:
                 if "diverged" not in str(e):
                     raise
@@ -112,6 +113,7 @@ def sweep(dataset, bits, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, iters=None, data_
     os.replace(os.path.join(out, "grid.csv.tmp"), os.path.join(out, "grid.csv"))
     train.write_text(os.path.join(out, "grid.json"), json.dumps(
         {"dataset": dataset, "bits": bits, "iters": iters, "val_fraction": val_fraction, "alpha": alpha,
+         "similar_weight": similar_weight,
          "feature_norm": feature_norm,
          "mode": "frozen features" if features else "fine-tuned", "backbone": backbone or netgen.DATASETS[dataset]["backbone"],
          "grid": rows, "choice": best}, indent=1))
@@ -138,7 +140,8 @@ def main(argv=None):
     ap.add_argument("--mean", type=lambda v: tuple(float(x) for x in v.split(",")))
     ap.add_argument("--scale", type=float)
     ap.add_argument("--features", action="store_true", help="the frozen-feature mode (as dhn.train)")
-    ap.add_argument("--alpha", type=float, default=1.0)
+    ap.add_argument("--alpha", type=float, help="as dhn.train (default: that of the mode)")
+    ap.add_argument("--similar-weight", type=train.similar_weight_arg, help="as dhn.train (default: that of the mode)")
     ap.add_argument("--feature-norm", dest="feature_norm", action="store_true", default=None)
     ap.add_argument("--no-feature-norm", dest="feature_norm", action="store_false")
     ap.add_argument("--seed", type=int, default=1234, help="the runs' solver/data seed (as dhn.train)")
@@ -152,7 +155,7 @@ def main(argv=None):
         best, _ = sweep(args.dataset, args.bits, lrs, lambdas, args.iters, args.data_dir,
                         weights=args.weights, gpu=args.gpu, val_fraction=args.val_fraction, features=args.features,
                         backbone=args.backbone, mean=args.mean, scale=args.scale, alpha=args.alpha,
-                        seed=args.seed, feature_norm=args.feature_norm)
+                        seed=args.seed, feature_norm=args.feature_norm, similar_weight=args.similar_weight)
     except (train.TrainError, convert.DatasetError, ValueError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2

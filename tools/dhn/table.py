@@ -5,13 +5,15 @@
 
 What it runs, each step resumable (every run is a run folder; finished ones are reused):
 1. the backbone's features of train, query and the database (dhn.features), once;
-2. per code length, `make sweep` in the same mode (lr × λ over the paper's grids, on a validation
-   split carved from the training set), whose choice sets lr and λ for that length;
+2. the mode's measured defaults (netgen.HEAD_DEFAULTS: lr, λ, α = 10/K, balanced pairs, chosen on
+   a validation split carved from the training set, README "What held the head back"); with
+   --sweep, per code length `make sweep` in the same mode (lr × λ over the paper's grids on that
+   validation split, 32 runs a length) instead, whose choice sets lr and λ for that length;
 3. DHN, DHN-Q (λ = 0), DHN-E (squared pairwise loss, the same lr and λ) and DHN-B (DHN's net,
    ranked by inner product) at each length, one run per seed, trained on all training images
    and scored on the queries against the database;
 4. the untrained features' baselines on the same queries and database (dhn.baselines: sign of a
-   seeded random projection, 3 seeds; cosine of the features);
+   seeded random projection, 3 seeds; cosine of the features; the linear probe);
 5. `make report`: runs/report.md (mean ± s.d. over seeds) and its MAP-vs-bits plot.
 Wall times of each step go to runs/table/table.json. This is an addition to the paper (DHN
 fine-tunes the whole net): its rows are labelled "frozen features" wherever they are shown.
@@ -22,7 +24,7 @@ import os
 import sys
 import time
 
-from . import baselines, features, report, sweep, train
+from . import baselines, features, netgen, report, sweep, train
 
 
 def run_name(dataset, bits, variant, fname, seed):
@@ -30,7 +32,8 @@ def run_name(dataset, bits, variant, fname, seed):
 
 
 def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48), seeds=(1, 2, 3), iters=None,
-          database="database", lrs=sweep.PAPER_LRS, lambdas=sweep.PAPER_LAMBDAS, variants=("dhn", "dhn-q", "dhn-e", "dhn-b")):
+          database="database", lrs=sweep.PAPER_LRS, lambdas=sweep.PAPER_LAMBDAS, variants=("dhn", "dhn-q", "dhn-e", "dhn-b"),
+          cross_validate=False):
     root = os.environ.get("DHN_ROOT", ".")
     out = os.path.join(root, "runs", "table")
     os.makedirs(out, exist_ok=True)
@@ -41,9 +44,13 @@ def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48),
     times["features_s"] = round(time.time() - t0, 1)
     kw = dict(features=True, backbone=backbone, weights=weights)
     for k in bits:
+        if not cross_validate:
+            d = netgen.mode_defaults(dataset, k, head=True)
+            choices[k] = {"lr": d["lr"], "lambda": d["lambda_"], "map": None, "source": "netgen.HEAD_DEFAULTS"}
+            continue
         t0 = time.time()
         best, _ = sweep.sweep(dataset, k, lrs, lambdas, iters=iters, quiet=True, **kw)
-        choices[k] = best
+        choices[k] = dict(best, source="make sweep")
         times["sweep_%d_s" % k] = round(time.time() - t0, 1)
         print("dhn.table: %d bits: lr %g, λ %g (validation MAP %.4f)" % (k, best["lr"], best["lambda"], best["map"]),
               file=sys.stderr)
@@ -80,10 +87,13 @@ def main(argv=None):
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--iters", type=int)
     ap.add_argument("--database", default="database")
+    ap.add_argument("--sweep", action="store_true",
+                    help="cross-validate lr and λ per code length (make sweep) instead of the mode's measured defaults")
     args = ap.parse_args(argv)
     try:
         choices, times = table(args.dataset, args.backbone, args.weights, tuple(int(b) for b in args.bits.split(",")),
-                               tuple(int(s) for s in args.seeds.split(",")), args.iters, args.database)
+                               tuple(int(s) for s in args.seeds.split(",")), args.iters, args.database,
+                               cross_validate=args.sweep)
     except (train.TrainError, features.FeatureError, ValueError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2

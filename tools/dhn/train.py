@@ -117,7 +117,7 @@ def prepare_run(run_dir, cfg, bb, data_dir, start_iter=0):
                                  data_dir=os.path.join(data_dir, "train"), batch=cfg["batch"], backbone=bb,
                                  shuffle=cfg["shuffle"], seed=cfg["seed"], alpha=cfg["alpha"],
                                  backbone_lr_mult=cfg["backbone_lr_mult"], feature_norm=cfg["feature_norm"],
-                                 start_iter=start_iter)
+                                 start_iter=start_iter, similar_weight=cfg.get("similar_weight", 1.0))
     write_text(os.path.join(run_dir, "train.prototxt"), str(train_net))
     write_text(os.path.join(run_dir, "deploy.prototxt"), str(netgen.deploy_net(cfg["dataset"], cfg["bits"], backbone=bb,
                                                                                 feature_norm=cfg["feature_norm"])))
@@ -360,7 +360,7 @@ def split_key(split_dir):
 # What makes a run folder one configuration: a re-run with any of these changed is refused.
 IDENTITY = ("dataset", "bits", "variant", "mode", "backbone", "weights_sha256", "features", "lr", "lambda",
             "alpha", "max_iter", "lr_policy", "gamma", "stepsize", "batch", "seed", "shuffle", "train_split",
-            "backbone_lr_mult", "init_fch", "feature_norm", "mean", "scale")
+            "backbone_lr_mult", "init_fch", "feature_norm", "similar_weight", "mean", "scale")
 
 
 def check_same_config(run_dir, identity, force_new):
@@ -382,6 +382,8 @@ def check_same_config(run_dir, identity, force_new):
         # (None there: the dataset's own backbone, whose transform no option changes)
         old = dict(old, mean=identity["mean"] if doc.get("mean") is None else doc["mean"],
                    scale=identity["scale"] if doc.get("scale") is None else doc["scale"])
+    if old is not None and "similar_weight" not in old:
+        old = dict(old, similar_weight=1.0)    # recorded before the option existed: the paper's weight
     if old == identity:
         return True
     if force_new:
@@ -460,7 +462,8 @@ def _model_and_data(dataset, features, backbone, mean, scale, weights, data_dir,
 def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, weights=None,
           data_dir=None, run_dir=None, seed=1234, batch=netgen.BATCH, quiet=False, force=False,
           query="query", database="database", backbone=None, mean=None, scale=None, features=False,
-          alpha=1.0, shuffle=True, force_new=False, backbone_lr_mult=1.0, init_fch=None, feature_norm=None):
+          alpha=None, shuffle=True, force_new=False, backbone_lr_mult=1.0, init_fch=None, feature_norm=None,
+          similar_weight=None):
     """The whole job; returns the run's results.json document (metrics and configuration). ``backbone``: another Caffe
     net as ``deploy.prototxt:layer`` (with ``weights``, its caffemodel; ``mean`` (BGR) and ``scale``
     of its inputs, applied as Caffe does: (pixel − mean) × scale). ``features``: the frozen-feature
@@ -472,9 +475,12 @@ def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, w
     if dataset not in netgen.DATASETS:
         raise TrainError("unknown dataset %r (one of %s)" % (dataset, ", ".join(netgen.DATASETS)))
     root = os.environ.get("DHN_ROOT", ".")
-    lr = netgen.DEMO_LR if (lr is None and dataset == "demo") else (lr or netgen.DEFAULT_LR)
-    if lambda_ is None:
-        lambda_ = netgen.DEMO_LAMBDA if dataset == "demo" else netgen.DEFAULT_LAMBDA
+    # what no option sets: the paper's setting for the dataset's own net, the measured one for a
+    # head on another pretrained net's features (netgen.mode_defaults)
+    given = dict(lr=lr, lambda_=lambda_, alpha=alpha, similar_weight=similar_weight)
+    given = dict(netgen.mode_defaults(dataset, bits, bool(features or backbone), finetune=not features),
+                 **{k: v for k, v in given.items() if v is not None})
+    lr, lambda_, alpha, similar_weight = given["lr"], given["lambda_"], given["alpha"], given["similar_weight"]
     bb, img_bb, spec, weights, data_dir, suffix = _model_and_data(dataset, features, backbone, mean, scale, weights,
                                                                   data_dir, root)
     run_dir = run_dir or os.path.join(root, "runs", run_name(dataset, bits, variant) + suffix)
@@ -501,6 +507,7 @@ def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, w
                     gamma=netgen.SOLVER_DEFAULTS["gamma"], stepsize=stepsize, batch=batch, seed=seed,
                     shuffle=bool(shuffle), train_split=split_key(os.path.join(data_dir, "train")),
                     backbone_lr_mult=float(backbone_lr_mult), init_fch=None, feature_norm=bool(feature_norm),
+                    similar_weight=similar_weight if similar_weight == "balanced" else float(similar_weight),
                     mean=[float(v) for v in transform["mean"]], scale=float(transform["scale"]),
                     **{"lambda": 0.0 if variant == "dhn-q" else float(lambda_)})
     if init_fch:
@@ -547,13 +554,29 @@ def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, w
                             database=database, R=DATASET_R.get(dataset), meta=meta)
 
 
+def similar_weight_arg(text):
+    """argparse type of --similar-weight: 'balanced' or a positive number."""
+    if text == "balanced":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError("%r: give a positive number or 'balanced'" % text)
+    return value
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", default="cifar10", choices=sorted(netgen.DATASETS))
     ap.add_argument("--bits", type=int, default=48)
     ap.add_argument("--variant", default="dhn", choices=netgen.VARIANTS + ("dhn-b",))
-    ap.add_argument("--lr", type=float)
-    ap.add_argument("--lambda", dest="lambda_", type=float, help="the paper's λ (default %g)" % netgen.DEFAULT_LAMBDA)
+    ap.add_argument("--lr", type=float, help="base lr (default: %g, the authors'; %g with --features, %g with --backbone)"
+                    % (netgen.DEFAULT_LR, netgen.HEAD_DEFAULTS["lr"], netgen.FINETUNE_LR))
+    ap.add_argument("--lambda", dest="lambda_", type=float,
+                    help="the paper's λ (default: %g; %g with --backbone or --features)"
+                         % (netgen.DEFAULT_LAMBDA, netgen.HEAD_DEFAULTS["lambda_"]))
     ap.add_argument("--iters", type=int, help="max_iter (default: the solver's)")
     ap.add_argument("--gpu", type=int, help="GPU id (needs a CUDA build: make setup CUDA=1)")
     ap.add_argument("--weights", help="pretrained caffemodel (default weights/bvlc_alexnet.caffemodel)")
@@ -572,7 +595,13 @@ def main(argv=None):
                     help="start the run folder over when it holds another configuration")
     ap.add_argument("--features", action="store_true",
                     help="frozen-feature mode: train fch on `make features` output of the backbone")
-    ap.add_argument("--alpha", type=float, default=1.0, help="θ = α<z_i, z_j> (default 1, the paper's)")
+    ap.add_argument("--alpha", type=float,
+                    help="θ = α<z_i, z_j> (default: 1, the paper's; %g/bits with --backbone or --features)"
+                         % netgen.HEAD_DEFAULTS["alpha_bits"])
+    ap.add_argument("--similar-weight", type=similar_weight_arg,
+                    help="weight of a similar pair in the pairwise loss: a number, or 'balanced' "
+                         "(#pairs / #similar pairs of each batch); default: 1, the paper's; %s with "
+                         "--backbone or --features" % netgen.HEAD_DEFAULTS["similar_weight"])
     ap.add_argument("--backbone-lr-mult", type=float, default=1.0,
                     help="scale the backbone's learning rate (0 freezes it; fch keeps 10/20)")
     ap.add_argument("--feature-norm", dest="feature_norm", action="store_true", default=None,
