@@ -22,6 +22,7 @@ import sys
 import numpy as np
 
 from dhn import convert, lmdb_io, metrics
+from dhn.atomic import write_atomic
 
 
 def read_features(split_dir):
@@ -127,9 +128,7 @@ def main(argv=None):
     out = args.out or os.path.join(root, "runs", "baselines-%s-%s" % (os.path.basename(os.path.normpath(args.features_dir)),
                                                                        args.database))
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "baselines.json.tmp"), "w") as fh:
-        json.dump(res, fh, indent=1)
-    os.replace(os.path.join(out, "baselines.json.tmp"), os.path.join(out, "baselines.json"))
+    write_atomic(os.path.join(out, "baselines.json"), json.dumps(res, indent=1))
     for k, maps in res["lsh"].items():
         print("LSH %s bits: MAP %.4f ± %.4f (%d seeds)" % (k, np.mean(maps), np.std(maps, ddof=1) if len(maps) > 1 else 0,
                                                            len(maps)))

@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from . import convert, evaluate, runlock, synthetic, train
+from .atomic import write_atomic
 
 N_TRAIN, N_QUERY, N_DATABASE = 1000, 200, 800
 BITS = 16
@@ -96,7 +97,7 @@ def _demo(args, root, run_dir):
     res = json.load(open(path))
     res["random_ranking_map"] = baseline
     res["demo_seconds"] = round(time.time() - t0, 1)
-    train.write_text(path, json.dumps(res, indent=1))
+    write_atomic(path, json.dumps(res, indent=1))
     print("demo: MAP %.4f (random ranking %.4f) over %d queries x %d database images, %d bits; "
           "%.0f s; results in %s" % (results["map"], baseline, len(lq), len(ld), BITS, time.time() - t0, path))
     return 0

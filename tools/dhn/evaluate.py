@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from dhn import metrics, runlock
+from dhn.atomic import write_atomic
 
 
 def evaluate_codes(query_z, query_labels, db_z, db_labels, R, binary=True, ns=metrics.DEFAULT_NS):
@@ -52,12 +53,6 @@ def results_suffix(name):
     return os.path.splitext(name)[0][len("results"):]
 
 
-def _write_atomic(path, write):
-    tmp = path + ".tmp"
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def write_results(run_dir, results, meta, name="results.json"):
     """run_dir/<name> (meta first, then the metrics; name: results_name) and the two plots
     (pr_curve<suffix>.png, precision_at_n<suffix>.png), each atomically, holding the folder's lock
@@ -65,12 +60,8 @@ def write_results(run_dir, results, meta, name="results.json"):
     doc = dict(meta)
     doc.update(results)
 
-    def dump(tmp):
-        with open(tmp, "w") as fh:
-            json.dump(doc, fh, indent=1)
-            fh.write("\n")
     with runlock.hold(run_dir):
-        _write_atomic(os.path.join(run_dir, name), dump)
+        write_atomic(os.path.join(run_dir, name), json.dumps(doc, indent=1) + "\n")
         _plots(run_dir, doc, results_suffix(name))
     return doc
 
@@ -96,7 +87,7 @@ def _plots(run_dir, doc, suffix=""):
     ax.set_title("%s: PR over Hamming radius 0..%d" % (title, pr["radius"][-1]), fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _write_atomic(os.path.join(run_dir, "pr_curve%s.png" % suffix), lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    write_atomic(os.path.join(run_dir, "pr_curve%s.png" % suffix), lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
 
     pn = doc["precision_at_n"]
@@ -108,7 +99,7 @@ def _plots(run_dir, doc, suffix=""):
     ax.set_title("%s: precision@N (MAP@%s = %.4f)" % (title, doc.get("R"), doc["map"]), fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _write_atomic(os.path.join(run_dir, "precision_at_n%s.png" % suffix), lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    write_atomic(os.path.join(run_dir, "precision_at_n%s.png" % suffix), lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
 
 

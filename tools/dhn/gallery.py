@@ -18,6 +18,7 @@ import sys
 import numpy as np
 
 from dhn import convert, lmdb_io
+from dhn.atomic import write_atomic
 
 GREEN, RED = (40, 170, 40), (220, 40, 40)   # RGB
 
@@ -131,18 +132,15 @@ def write_gallery(run_dir, queries=8, top=10, seed=0, results="results.json"):
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     png = os.path.join(run_dir, "gallery%s.png" % results_suffix(results))
-    fig.savefig(png + ".tmp.png", dpi=110)
+    write_atomic(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
-    os.replace(png + ".tmp.png", png)
     page = """<!doctype html><html><head><meta charset="utf-8"><title>%s</title>
 <style>body{font-family:sans-serif;font-size:12px}td{text-align:center;padding:2px}
 td.rel img{outline:3px solid rgb%s}td.irr img{outline:3px solid rgb%s}img{width:64px;height:64px}</style></head>
 <body><h3>%s</h3><table>%s</table></body></html>
 """ % (html.escape(title), GREEN, RED, html.escape(title), "\n".join(rows_html))
     page_path = os.path.join(run_dir, "gallery%s.html" % results_suffix(results))
-    with open(page_path + ".tmp", "w") as fh:
-        fh.write(page)
-    os.replace(page_path + ".tmp", page_path)
+    write_atomic(page_path, page)
     return png, page_path, prec
 
 

@@ -34,6 +34,8 @@ from caffe import layers as L, params as P, NetSpec  # noqa: N812
 from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 
+from .atomic import write_atomic
+
 BATCH = 64
 DEFAULT_LR = 2e-5        # the authors' solver (../shared/README.md §3)
 DEFAULT_LAMBDA = 10.0    # see the module docstring
@@ -449,9 +451,7 @@ def write_files(files, out, check=False):
                                                        rel, "generated", n=1))
             continue
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path + ".tmp", "w") as fh:
-            fh.write(text)
-        os.replace(path + ".tmp", path)
+        write_atomic(path, text)
         print("wrote %s" % os.path.relpath(path))
     return stale
 

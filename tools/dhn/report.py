@@ -23,6 +23,8 @@ import sys
 
 import numpy as np
 
+from dhn.atomic import write_atomic
+
 VARIANTS = ("dhn", "dhn-b", "dhn-q", "dhn-e")
 BITS = (12, 24, 32, 48)
 DATASET_ORDER = ("cifar10", "nuswide21", "flickr25k")
@@ -285,9 +287,8 @@ def plot(runs, baselines, png):
     # beside the axes, never on them: with many rows an inside legend hid the paper's curve
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
-    fig.savefig(png + ".tmp.png", dpi=110, bbox_inches="tight")   # the legend outside is kept whole
-    plt.close(fig)
-    os.replace(png + ".tmp.png", png)
+    write_atomic(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))   # the legend
+    plt.close(fig)                                                                                 # outside kept whole
     return png
 
 
@@ -310,9 +311,7 @@ def main(argv=None):
     text = tables(runs, baselines)
     out = args.out or os.path.join(args.runs, "report.md")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out + ".tmp", "w") as fh:
-        fh.write(text)
-    os.replace(out + ".tmp", out)
+    write_atomic(out, text)
     print(text)
     png = plot(runs, baselines, os.path.splitext(out)[0] + "_map_vs_bits.png")
     print("wrote %s%s" % (out, " and " + png if png else ""), file=sys.stderr)

@@ -30,6 +30,7 @@ import faiss
 import numpy as np
 
 from dhn import hamming_ap, metrics
+from dhn.atomic import write_atomic
 from dhn.datasets import read_json
 
 # IndexBinaryHash's bucket key: a code's first 16 bits (of 16, 32 and 64 key bits the fastest
@@ -249,14 +250,9 @@ class IndexFiles:
         path = self.path(kind)
         tmp = "%s.%d.tmp" % (path, os.getpid())
         try:
-            faiss.write_index_binary(index, tmp)
-            os.replace(tmp, path)
-            with open(tmp, "w") as fh:
-                json.dump(self._want(kind), fh)
-            os.replace(tmp, path + ".json")
+            write_atomic(path, lambda t: faiss.write_index_binary(index, t), tmp)
+            write_atomic(path + ".json", json.dumps(self._want(kind)), tmp)
         except (OSError, RuntimeError) as e:    # a read-only run folder: answer without keeping the file
-            if os.path.exists(tmp):
-                os.remove(tmp)
             print("warning: %s not written (%s): the index is rebuilt at each search" % (path, e), file=sys.stderr)
         return index
 
@@ -300,7 +296,7 @@ def image_net(run_dir, config, weights):
     out = os.path.join(run_dir, "search")
     os.makedirs(out, exist_ok=True)
     deploy = os.path.join(out, "image_deploy.prototxt")
-    train.write_text(deploy, str(netgen.deploy_net(ident["dataset"], ident["bits"], batch=1, backbone=bb,
+    write_atomic(deploy, str(netgen.deploy_net(ident["dataset"], ident["bits"], batch=1, backbone=bb,
                                                    feature_norm=ident.get("feature_norm", False))))
     model = os.path.join(out, "image_net.caffemodel")
     train.warm_start(config["weights"], weights, model)

@@ -19,6 +19,7 @@ import sys
 import numpy as np
 
 from . import convert, netgen, train
+from .atomic import write_atomic
 
 PAPER_LRS = (1e-5, 1e-4, 1e-3, 1e-2)
 PAPER_LAMBDAS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
@@ -61,9 +62,8 @@ def plot_grid(rows, lrs, lambdas, png):
             ax.text(j, i, "%.3f" % v, ha="center", va="center", color="w", fontsize=8)
     fig.colorbar(im, label="validation MAP")
     fig.tight_layout()
-    fig.savefig(png + ".tmp.png", dpi=100)
+    write_atomic(png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
-    os.replace(png + ".tmp.png", png)
 
 
 def sweep(dataset, bits, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, iters=None, data_dir=None, out=None,
@@ -106,12 +106,14 @@ def sweep(dataset, bits, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, iters=None, data_
         raise train.TrainError("every grid point diverged; try smaller learning rates (--lrs)")
     best = choose(finite)
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "grid.csv.tmp"), "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["lr", "lambda", "map"])
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(os.path.join(out, "grid.csv.tmp"), os.path.join(out, "grid.csv"))
-    train.write_text(os.path.join(out, "grid.json"), json.dumps(
+
+    def write_csv(tmp):
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=["lr", "lambda", "map"])
+            w.writeheader()
+            w.writerows(rows)
+    write_atomic(os.path.join(out, "grid.csv"), write_csv)
+    write_atomic(os.path.join(out, "grid.json"), json.dumps(
         {"dataset": dataset, "bits": bits, "iters": iters, "val_fraction": val_fraction, "alpha": alpha,
          "similar_weight": similar_weight,
          "feature_norm": feature_norm,

@@ -25,6 +25,7 @@ import sys
 import time
 
 from . import baselines, features, netgen, report, sweep, train
+from .atomic import write_atomic
 
 
 def run_name(dataset, bits, variant, fname, seed):
@@ -68,10 +69,10 @@ def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48),
     bl = baselines.run(fdir, bits, (0, 1, 2), "query", database)
     bdir = os.path.join(root, "runs", "baselines-%s-%s" % (fname, database))
     os.makedirs(bdir, exist_ok=True)
-    train.write_text(os.path.join(bdir, "baselines.json"), json.dumps(bl, indent=1))
+    write_atomic(os.path.join(bdir, "baselines.json"), json.dumps(bl, indent=1))
     times["baselines_s"] = round(time.time() - t0, 1)
     report.main([])
-    train.write_text(os.path.join(out, "table.json"), json.dumps(
+    write_atomic(os.path.join(out, "table.json"), json.dumps(
         {"dataset": dataset, "backbone": backbone, "features": fname, "bits": list(bits), "seeds": list(seeds),
          "iters": iters, "database": database, "choices": {str(k): v for k, v in choices.items()},
          "seconds": times, "total_s": round(sum(times.values()), 1)}, indent=1))

@@ -26,6 +26,7 @@ import sys
 import threading
 
 from . import netgen, runlock
+from .atomic import write_atomic
 from .datasets import DatasetError, read_json
 
 ITER_RE = re.compile(r"Iteration (\d+).*loss = (\S+)")
@@ -41,12 +42,6 @@ DATASET_R = {"cifar10": None, "nuswide21": 5000, "flickr25k": None, "demo": None
 
 def run_name(dataset, bits, variant):
     return "%s-%d-%s" % (dataset, bits, variant)
-
-
-def write_text(path, text):
-    with open(path + ".tmp", "w") as fh:
-        fh.write(text)
-    os.replace(path + ".tmp", path)
 
 
 def warm_start(backbone_weights, fch_source, out_path):
@@ -68,7 +63,7 @@ def warm_start(backbone_weights, fch_source, out_path):
     kept = [layer for layer in net.layer if layer.name not in ("fch", "fch_bn")]
     del net.layer[:]
     net.layer.extend(kept + fch)
-    write_bytes(out_path, net.SerializeToString())
+    write_atomic(out_path, net.SerializeToString())
     return fch_source
 
 
@@ -86,12 +81,6 @@ def final_model(run_or_model):
     if not os.path.isfile(path):
         raise TrainError("%s: no trained model there: train that run first (make train ... FEATURES=1)" % path)
     return path
-
-
-def write_bytes(path, data):
-    with open(path + ".tmp", "wb") as fh:
-        fh.write(data)
-    os.replace(path + ".tmp", path)
 
 
 def schedule(dataset, iters):
@@ -118,8 +107,8 @@ def prepare_run(run_dir, cfg, bb, data_dir, start_iter=0):
                                  shuffle=cfg["shuffle"], seed=cfg["seed"], alpha=cfg["alpha"],
                                  backbone_lr_mult=cfg["backbone_lr_mult"], feature_norm=cfg["feature_norm"],
                                  start_iter=start_iter, similar_weight=cfg.get("similar_weight", 1.0))
-    write_text(os.path.join(run_dir, "train.prototxt"), str(train_net))
-    write_text(os.path.join(run_dir, "deploy.prototxt"), str(netgen.deploy_net(cfg["dataset"], cfg["bits"], backbone=bb,
+    write_atomic(os.path.join(run_dir, "train.prototxt"), str(train_net))
+    write_atomic(os.path.join(run_dir, "deploy.prototxt"), str(netgen.deploy_net(cfg["dataset"], cfg["bits"], backbone=bb,
                                                                                 feature_norm=cfg["feature_norm"])))
     extra = dict(max_iter=cfg["max_iter"], stepsize=cfg["stepsize"], snapshot=cfg["snapshot"],
                  random_seed=cfg["seed"], gamma=cfg["gamma"])
@@ -129,7 +118,7 @@ def prepare_run(run_dir, cfg, bb, data_dir, start_iter=0):
                         os.path.abspath(os.path.join(run_dir, "snapshots", "dhn")), lr=cfg["lr"], **extra)
     if cfg.get("gpu") is not None:
         sol.solver_mode = sol.GPU
-    write_text(os.path.join(run_dir, "solver.prototxt"), str(sol))
+    write_atomic(os.path.join(run_dir, "solver.prototxt"), str(sol))
     return sol
 
 
@@ -258,9 +247,8 @@ def plot_loss(log_path, png_path):
     ax.legend()
     ax.set_title(os.path.basename(os.path.dirname(os.path.abspath(log_path))))
     fig.tight_layout()
-    fig.savefig(png_path + ".tmp.png", dpi=100)
+    write_atomic(png_path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
-    os.replace(png_path + ".tmp.png", png_path)
 
 
 def data_transform(train_prototxt):
@@ -535,7 +523,7 @@ def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, w
                       mean=list(img_bb["mean"]) if img_bb and img_bb.get("mean") else None,
                       scale=img_bb["scale"] if img_bb else None,
                       caffe=caffe_build(), commit=project_commit())
-        write_text(os.path.join(run_dir, "config.json"), json.dumps(config, indent=1))
+        write_atomic(os.path.join(run_dir, "config.json"), json.dumps(config, indent=1))
         if init_fch:   # the backbone's weights + the frozen run's fch: what caffe train starts from
             warm_start(weights, init_fch, os.path.join(run_dir, "init.caffemodel"))
             weights = os.path.join(run_dir, "init.caffemodel")
