@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from dhn import convert, demo, sweep, train
+from dhn import demo, split_folder, sweep, train
 import datagen
 import procs
 
@@ -29,8 +29,8 @@ def demo_data(tmp_path_factory):
 def test_trained_codes_beat_random_ranking(demo_data, tmp_path):
     run = str(tmp_path / "run")
     res = train.train("demo", 16, "dhn", iters=300, data_dir=demo_data, run_dir=run, quiet=True)
-    lq = convert.read_split_labels(os.path.join(demo_data, "query"))
-    ld = convert.read_split_labels(os.path.join(demo_data, "database"))
+    lq = split_folder.read_split_labels(os.path.join(demo_data, "query"))
+    ld = split_folder.read_split_labels(os.path.join(demo_data, "database"))
     baseline = demo.random_ranking_map(lq, ld)
     print("MAP %.3f vs random %.3f" % (res["map"], baseline))
     assert res["map"] > baseline + 0.1
@@ -60,8 +60,8 @@ def test_dhn_b_ranks_real_valued_codes(demo_data, tmp_path):
     assert res["ranking"] == "inner_product"
     saved = json.load(open(run / "results.json"))
     zq, zd = np.load(run / "codes" / "query.npy"), np.load(run / "codes" / "database.npy")
-    lq = convert.read_split_labels(os.path.join(demo_data, "query")).astype(np.int64)
-    ld = convert.read_split_labels(os.path.join(demo_data, "database")).astype(np.int64)
+    lq = split_folder.read_split_labels(os.path.join(demo_data, "query")).astype(np.int64)
+    ld = split_folder.read_split_labels(os.path.join(demo_data, "database")).astype(np.int64)
     real = brute_force_aps(zq.astype(np.float64) @ zd.astype(np.float64).T, lq, ld, saved["R"])
     sq, sd = np.where(zq >= 0, 1.0, -1.0), np.where(zd >= 0, 1.0, -1.0)
     sign = brute_force_aps(sq @ sd.T, lq, ld, saved["R"])      # inner product of ±1 codes: Hamming order
@@ -156,9 +156,9 @@ def test_sweep_picks_the_best_validation_map(demo_data, tmp_path):
     assert grid["choice"] == best
     assert (tmp_path / "sweep" / "grid.png").exists() and (tmp_path / "sweep" / "grid.csv").exists()
     # the validation queries come out of the training split, never out of query/database
-    val = convert.check_split(os.path.join(demo_data, "sweep", "val"))
-    fit = convert.check_split(os.path.join(demo_data, "sweep", "train"))
-    assert val["count"] + fit["count"] == convert.check_split(os.path.join(demo_data, "train"))["count"]
+    val = split_folder.check_split(os.path.join(demo_data, "sweep", "val"))
+    fit = split_folder.check_split(os.path.join(demo_data, "sweep", "train"))
+    assert val["count"] + fit["count"] == split_folder.check_split(os.path.join(demo_data, "train"))["count"]
     val_idx = np.loadtxt(os.path.join(demo_data, "sweep", "val", "records.txt"), dtype=int)
     fit_idx = np.loadtxt(os.path.join(demo_data, "sweep", "train", "records.txt"), dtype=int)
     assert not set(val_idx) & set(fit_idx)
@@ -213,8 +213,8 @@ def test_foreign_backbone_trains_from_its_caffemodel(demo_data, tmp_path, foreig
     run = tmp_path / "run"
     res = train.train("demo", 8, "dhn", iters=300, data_dir=demo_data, run_dir=str(run), quiet=True,
                       backbone=deploy + ":feat", weights=model, mean=(128, 128, 128), scale=1 / 128)
-    lq = convert.read_split_labels(os.path.join(demo_data, "query"))
-    ld = convert.read_split_labels(os.path.join(demo_data, "database"))
+    lq = split_folder.read_split_labels(os.path.join(demo_data, "query"))
+    ld = split_folder.read_split_labels(os.path.join(demo_data, "database"))
     assert res["map"] > demo.random_ranking_map(lq, ld) + 0.1
     # caffe train -weights copied the kept layers by name and skipped the cut-off head
     log = (run / "train.log").read_text()

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from . import convert, evaluate, runlock, synthetic, train
+from . import convert, evaluate, runlock, split_folder, synthetic, train
 from .atomic import write_atomic
 
 N_TRAIN, N_QUERY, N_DATABASE = 1000, 200, 800
@@ -90,8 +90,8 @@ def _demo(args, root, run_dir):
     except (train.TrainError, convert.DatasetError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
-    lq = convert.read_split_labels(os.path.join(lmdb_dir, "query"))
-    ld = convert.read_split_labels(os.path.join(lmdb_dir, "database"))
+    lq = split_folder.read_split_labels(os.path.join(lmdb_dir, "query"))
+    ld = split_folder.read_split_labels(os.path.join(lmdb_dir, "database"))
     baseline = random_ranking_map(lq, ld)
     path = os.path.join(run_dir, "results.json")
     res = json.load(open(path))

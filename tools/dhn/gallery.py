@@ -17,8 +17,9 @@ import sys
 
 import numpy as np
 
-from dhn import convert, lmdb_io
+from dhn import lmdb_io, split_folder
 from dhn.atomic import write_atomic
+from dhn.datasets import DatasetError
 
 GREEN, RED = (40, 170, 40), (220, 40, 40)   # RGB
 
@@ -27,11 +28,11 @@ def image_split(data_dir, split):
     """The folder holding a split's images: the split itself, or for a features split the image
     split its features were computed from."""
     d = os.path.join(data_dir, split)
-    manifest = convert.check_split(d)
+    manifest = split_folder.check_split(d)
     if "features" in manifest.get("databases", []):
         src = manifest.get("source_split")
-        while src and "features" in convert.check_split(src).get("databases", []):
-            src = convert.check_split(src).get("source_split")
+        while src and "features" in split_folder.check_split(src).get("databases", []):
+            src = split_folder.check_split(src).get("source_split")
         if not src and manifest.get("subset_of"):
             src = manifest["subset_of"]
         return src, manifest
@@ -60,8 +61,8 @@ def retrieve(run_dir, queries=8, top=10, seed=0, results="results.json"):
     qname, dname = res.get("query", "query"), res.get("database", "database")
     zq = np.load(os.path.join(run_dir, "codes", qname + ".npy"))
     zd = np.load(os.path.join(run_dir, "codes", dname + ".npy"))
-    lq = convert.read_split_labels(os.path.join(config["data_dir"], qname))
-    ld = convert.read_split_labels(os.path.join(config["data_dir"], dname))
+    lq = split_folder.read_split_labels(os.path.join(config["data_dir"], qname))
+    ld = split_folder.read_split_labels(os.path.join(config["data_dir"], dname))
     rows = np.sort(np.random.RandomState(seed).choice(len(zq), min(queries, len(zq)), replace=False))
     if res.get("ranking") == "inner_product":
         scores = zq[rows].astype(np.float64) @ zd.astype(np.float64).T
@@ -157,7 +158,7 @@ def main(argv=None):
             return 2
     try:
         png, page, prec = write_gallery(args.run, args.queries, args.top, args.seed)
-    except (convert.DatasetError, OSError, KeyError, ValueError) as e:
+    except (DatasetError, OSError, KeyError, ValueError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
     print("gallery: %s, %s (precision of the images shown %.2f)" % (png, page, prec), file=sys.stderr)

@@ -29,7 +29,7 @@ import time
 import faiss
 import numpy as np
 
-from dhn import hamming_ap, metrics
+from dhn import hamming_ap, metrics, split_folder
 from dhn.atomic import write_atomic
 from dhn.datasets import read_json
 
@@ -339,15 +339,14 @@ def encode_images(paths, deploy, model, crop, mean, scale, size):
 def describe(data_dir, database, rows):
     """[(source record, label names)] of database rows: the record from the split's records.txt,
     a list dataset's file path, and the class/concept names the manifest knows."""
-    from dhn import convert
     split = os.path.join(data_dir, database)
-    manifest = convert.check_split(split)
+    manifest = split_folder.check_split(split)
     src = manifest.get("source_split") or manifest.get("subset_of")
     records = np.loadtxt(os.path.join(split, "records.txt"), dtype=np.int64, ndmin=1)
-    labels = convert.read_split_labels(split)
+    labels = split_folder.read_split_labels(split)
     names = (manifest.get("options") or {}).get("class_names")
     if names is None and src and os.path.isfile(os.path.join(src, "manifest.json")):
-        names = (convert.check_split(src).get("options") or {}).get("class_names")
+        names = (split_folder.check_split(src).get("options") or {}).get("class_names")
     list_paths = None
     lst = (manifest.get("sources") or {}).get("list")
     if isinstance(lst, dict) and os.path.isfile(lst.get("path", "")):

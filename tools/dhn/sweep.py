@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from . import convert, netgen, train
+from . import convert, netgen, split_folder, train
 from .atomic import write_atomic
 
 PAPER_LRS = (1e-5, 1e-4, 1e-3, 1e-2)
@@ -28,7 +28,7 @@ PAPER_LAMBDAS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 def carve_validation(train_dir, out_dir, val_fraction=0.2, seed=0, progress=True):
     """Write ``out_dir/train`` (the fit part, shuffled) and ``out_dir/val`` from the records of
     a converted training split; returns {split: folder}."""
-    manifest = convert.check_split(train_dir)
+    manifest = split_folder.check_split(train_dir)
     n = manifest["count"]
     n_val = max(1, int(round(val_fraction * n)))
     order = np.random.RandomState(seed).permutation(n)

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 
-from . import netgen, runlock
+from . import netgen, runlock, split_folder
 from .atomic import write_atomic
 from .datasets import DatasetError, read_json
 
@@ -279,11 +279,11 @@ def evaluate_run(run_dir, dataset, bits, variant, weights, data_dir, gpu=None, q
                  database="database", R=None, meta=None):
     """Encode query and database with the trained net, score, write the results file of that query
     and database (evaluate.results_name), its plots and gallery."""
-    from . import convert, evaluate
+    from . import evaluate
     zq = encode_split(run_dir, weights, data_dir, query, gpu)
     zd = encode_split(run_dir, weights, data_dir, database, gpu)
-    lq = convert.read_split_labels(os.path.join(data_dir, query))
-    ld = convert.read_split_labels(os.path.join(data_dir, database))
+    lq = split_folder.read_split_labels(os.path.join(data_dir, query))
+    ld = split_folder.read_split_labels(os.path.join(data_dir, database))
     results = evaluate.evaluate_codes(zq, lq, zd, ld, R=R, binary=(variant != "dhn-b"))
     name = evaluate.results_name(query, database)
     doc = evaluate.write_results(run_dir, results, dict(meta or {}, dataset=dataset, bits=bits, variant=variant,
@@ -335,14 +335,6 @@ def project_commit():
         return head.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def split_key(split_dir):
-    """A short fingerprint of a converted (or features) split: sha256 of its manifest's key."""
-    import hashlib
-    key = read_json(os.path.join(split_dir, "manifest.json"),
-                    "delete %s and build it again (make data / make features)" % split_dir).get("key")
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
 # What makes a run folder one configuration: a re-run with any of these changed is refused.
@@ -436,8 +428,7 @@ def _model_and_data(dataset, features, backbone, mean, scale, weights, data_dir,
         if not os.path.exists(manifest):
             raise TrainError("%s: no features for %s: run `make features DATASET=%s%s` first"
                              % (data_dir, fname, dataset, " BACKBONE=%s WEIGHTS=%s" % (backbone, weights) if backbone else ""))
-        from . import convert
-        bb = netgen.features_backbone(fname, convert.check_split(os.path.dirname(manifest))["dim"])
+        bb = netgen.features_backbone(fname, split_folder.check_split(os.path.dirname(manifest))["dim"])
         spec = backbone or netgen.DATASETS[dataset]["backbone"] + ":fc7"
         return bb, bb_src, spec, weights, data_dir, "-%s-frozen" % bb_src["name"]
     bb = foreign_backbone(dataset, backbone, mean, scale, weights) if backbone else None
@@ -493,7 +484,7 @@ def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, w
                     features=bb["name"] if features else None, lr=lr, alpha=float(alpha),
                     max_iter=max_iter, lr_policy=netgen.SOLVER_DEFAULTS["lr_policy"],
                     gamma=netgen.SOLVER_DEFAULTS["gamma"], stepsize=stepsize, batch=batch, seed=seed,
-                    shuffle=bool(shuffle), train_split=split_key(os.path.join(data_dir, "train")),
+                    shuffle=bool(shuffle), train_split=split_folder.split_key(os.path.join(data_dir, "train")),
                     backbone_lr_mult=float(backbone_lr_mult), init_fch=None, feature_norm=bool(feature_norm),
                     similar_weight=similar_weight if similar_weight == "balanced" else float(similar_weight),
                     mean=[float(v) for v in transform["mean"]], scale=float(transform["scale"]),
