@@ -68,7 +68,7 @@ def plot_grid(rows, lrs, lambdas, png):
 
 def sweep(dataset, bits, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, iters=None, data_dir=None, out=None,
           val_fraction=0.2, weights=None, gpu=None, quiet=False, features=False, backbone=None, mean=None,
-          scale=None, alpha=None, seed=1234, feature_norm=None, similar_weight=None):
+          scale=None, alpha=None, seed=netgen.SEED, feature_norm=None, similar_weight=None):
     """The grid on the validation split; features/backbone as dhn.train takes them (the frozen-feature
     mode sweeps on the backbone's features, carved the same way)."""
     root = os.environ.get("DHN_ROOT", ".")
@@ -146,7 +146,7 @@ def main(argv=None):
     ap.add_argument("--similar-weight", type=train.similar_weight_arg, help="as dhn.train (default: that of the mode)")
     ap.add_argument("--feature-norm", dest="feature_norm", action="store_true", default=None)
     ap.add_argument("--no-feature-norm", dest="feature_norm", action="store_false")
-    ap.add_argument("--seed", type=int, default=1234, help="the runs' solver/data seed (as dhn.train)")
+    ap.add_argument("--seed", type=int, default=netgen.SEED, help="the runs' solver/data seed (as dhn.train)")
     # make sweep passes --lr/--lambda when given: a one-point grid
     ap.add_argument("--lr", type=float)
     ap.add_argument("--lambda", dest="lambda_", type=float)

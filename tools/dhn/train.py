@@ -439,7 +439,7 @@ def _model_and_data(dataset, features, backbone, mean, scale, weights, data_dir,
 
 
 def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, weights=None,
-          data_dir=None, run_dir=None, seed=1234, batch=netgen.BATCH, quiet=False, force=False,
+          data_dir=None, run_dir=None, seed=netgen.SEED, batch=netgen.BATCH, quiet=False, force=False,
           query="query", database="database", backbone=None, mean=None, scale=None, features=False,
           alpha=None, shuffle=True, force_new=False, backbone_lr_mult=1.0, init_fch=None, feature_norm=None,
           similar_weight=None):
@@ -565,7 +565,7 @@ def main(argv=None):
     ap.add_argument("--scale", type=float, help="scale of --backbone's inputs after the mean (default 1)")
     ap.add_argument("--data", dest="data_dir", help="converted dataset folder (default data/<dataset>/lmdb)")
     ap.add_argument("--run", dest="run_dir", help="run folder (default runs/<dataset>-<bits>-<variant>)")
-    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--seed", type=int, default=netgen.SEED)
     ap.add_argument("--query", default="query", help="the split of queries (default query)")
     ap.add_argument("--database", default="database",
                     help="the database split (default database; e.g. a dhn.subset one, said in results and report)")

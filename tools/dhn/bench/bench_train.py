@@ -16,14 +16,14 @@ import time
 
 import numpy as np
 
-from dhn import convert, synthetic, train
+from dhn import convert, netgen, synthetic, train
 from dhn.bench import Figure
 
 
 def bench_config(dataset, bits, iters, lr, lambda_, **extra):
     """The run configuration dhn.train would make (defaults otherwise), for prepare_run."""
     max_iter, stepsize, snapshot, _ = train.schedule(dataset, iters)
-    cfg = dict(dataset=dataset, bits=bits, variant="dhn", batch=64, shuffle=True, seed=1234, alpha=1.0,
+    cfg = dict(dataset=dataset, bits=bits, variant="dhn", batch=64, shuffle=True, seed=netgen.SEED, alpha=1.0,
                backbone_lr_mult=1.0, feature_norm=False, max_iter=max_iter, stepsize=stepsize,
                snapshot=snapshot, gamma=0.5, lr=lr, gpu=None, **{"lambda": lambda_})
     cfg.update(extra)
