@@ -17,9 +17,10 @@ import sys
 
 import numpy as np
 
-from dhn import lmdb_io, split_folder
+from dhn import lmdb_io, metrics, split_folder
 from dhn.atomic import write_atomic
 from dhn.datasets import DatasetError
+from dhn.hamming_index import HammingIndex
 
 GREEN, RED = (40, 170, 40), (220, 40, 40)   # RGB
 
@@ -53,7 +54,6 @@ def load_images(split_dir, rows):
 def retrieve(run_dir, queries=8, top=10, seed=0, results="results.json"):
     """[(query row, [(db row, distance, relevant)])] for the seeded sample, from the run's codes
     (of the query and database its results file names)."""
-    from dhn.search import HammingIndex
     from dhn.datasets import read_json
     res = read_json(os.path.join(run_dir, results), "evaluate the run again (make train ... with --force)")
     config = read_json(os.path.join(run_dir, "config.json"),
@@ -65,9 +65,7 @@ def retrieve(run_dir, queries=8, top=10, seed=0, results="results.json"):
     ld = split_folder.read_split_labels(os.path.join(config["data_dir"], dname))
     rows = np.sort(np.random.RandomState(seed).choice(len(zq), min(queries, len(zq)), replace=False))
     if res.get("ranking") == "inner_product":
-        scores = zq[rows].astype(np.float64) @ zd.astype(np.float64).T
-        idx = np.argsort(-scores, axis=1, kind="stable")[:, :top]
-        dist = np.take_along_axis(scores, idx, axis=1)
+        idx, dist = metrics.rank_inner_product(zq[rows], zd, top)
     else:
         idx, dist = HammingIndex(zd).scan(zq[rows], min(top, len(zd)))
     out = []
