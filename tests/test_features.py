@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from dhn import baselines, demo, encode, features, lmdb_io, report, search, split_folder, train
+from dhn import baselines, demo, encode, features, lmdb_io, report, run_folder, search, split_folder, train
 import datagen
 
 
@@ -100,7 +100,7 @@ def test_missing_weights_and_features_are_clear_errors(setup, tmp_path):
     with pytest.raises(features.FeatureError, match="pretrained caffemodel is missing"):
         features.extract("demo", ("query",), setup["spec"], str(tmp_path / "none.caffemodel"),
                          data_dir=setup["data"], out=str(tmp_path / "f"), progress=False)
-    with pytest.raises(train.TrainError, match=r"no features for smallnet-feat: run `make features"):
+    with pytest.raises(run_folder.TrainError, match=r"no features for smallnet-feat: run `make features"):
         train.train("demo", 16, "dhn", features=True, backbone=setup["spec"], weights=setup["model"],
                     run_dir=str(tmp_path / "r"), quiet=True)
 

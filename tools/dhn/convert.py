@@ -167,7 +167,7 @@ def finished_split(split_dir, key):
 def write_split(split_dir, fill, replaced=None):
     """Make split_dir whole or not at all: fill(tmp) writes the split's LMDBs and files into
     ``<split_dir>.tmp-<pid>`` and returns its manifest, which is written and checked
-    (check_split) before the folder is swapped into place. The previous split_dir survives any
+    (split_folder.check_split) before the folder is swapped into place. The previous split_dir survives any
     failure of its replacement: it is moved aside to ``<split_dir>.old-<pid>`` only once the new
     one is whole, moved back if the second rename fails, and put back by the next writer if this
     process dies between the two renames (_remove_stale). ``replaced``: a list that gets

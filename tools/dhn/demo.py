@@ -17,6 +17,8 @@ import numpy as np
 
 from . import convert, evaluate, runlock, split_folder, synthetic, train
 from .atomic import write_atomic
+from .datasets import DatasetError
+from .run_folder import TrainError
 
 N_TRAIN, N_QUERY, N_DATABASE = 1000, 200, 800
 BITS = 16
@@ -87,7 +89,7 @@ def _demo(args, root, run_dir):
     try:
         results = train.train("demo", BITS, "dhn", iters=args.iters, data_dir=lmdb_dir, run_dir=run_dir,
                               force=True)
-    except (train.TrainError, convert.DatasetError) as e:
+    except (TrainError, DatasetError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
     lq = split_folder.read_split_labels(os.path.join(lmdb_dir, "query"))

@@ -17,9 +17,9 @@ import sys
 
 import numpy as np
 
-from dhn import lmdb_io, metrics, split_folder
+from dhn import lmdb_io, metrics, run_folder, split_folder
 from dhn.atomic import write_atomic
-from dhn.datasets import DatasetError
+from dhn.datasets import DatasetError, read_json
 from dhn.hamming_index import HammingIndex
 
 GREEN, RED = (40, 170, 40), (220, 40, 40)   # RGB
@@ -54,10 +54,8 @@ def load_images(split_dir, rows):
 def retrieve(run_dir, queries=8, top=10, seed=0, results="results.json"):
     """[(query row, [(db row, distance, relevant)])] for the seeded sample, from the run's codes
     (of the query and database its results file names)."""
-    from dhn.datasets import read_json
     res = read_json(os.path.join(run_dir, results), "evaluate the run again (make train ... with --force)")
-    config = read_json(os.path.join(run_dir, "config.json"),
-                       "the run's configuration is lost: train it again (make train ... FORCE_NEW=1)")
+    config = run_folder.read_config(run_dir)
     qname, dname = res.get("query", "query"), res.get("database", "database")
     zq = np.load(os.path.join(run_dir, "codes", qname + ".npy"))
     zd = np.load(os.path.join(run_dir, "codes", dname + ".npy"))
@@ -95,7 +93,6 @@ def _png_uri(img):
 def write_gallery(run_dir, queries=8, top=10, seed=0, results="results.json"):
     """gallery.png and gallery.html in run_dir (gallery-<database>.* for results-<database>.json);
     returns their paths and the precision shown."""
-    from dhn.evaluate import results_suffix
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -130,7 +127,7 @@ def write_gallery(run_dir, queries=8, top=10, seed=0, results="results.json"):
         os.path.basename(os.path.abspath(run_dir)), len(found), seed, top, prec)
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
-    png = os.path.join(run_dir, "gallery%s.png" % results_suffix(results))
+    png = os.path.join(run_dir, "gallery%s.png" % run_folder.results_suffix(results))
     write_atomic(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
     page = """<!doctype html><html><head><meta charset="utf-8"><title>%s</title>
@@ -138,7 +135,7 @@ def write_gallery(run_dir, queries=8, top=10, seed=0, results="results.json"):
 td.rel img{outline:3px solid rgb%s}td.irr img{outline:3px solid rgb%s}img{width:64px;height:64px}</style></head>
 <body><h3>%s</h3><table>%s</table></body></html>
 """ % (html.escape(title), GREEN, RED, html.escape(title), "\n".join(rows_html))
-    page_path = os.path.join(run_dir, "gallery%s.html" % results_suffix(results))
+    page_path = os.path.join(run_dir, "gallery%s.html" % run_folder.results_suffix(results))
     write_atomic(page_path, page)
     return png, page_path, prec
 

@@ -24,6 +24,7 @@ import sys
 import numpy as np
 
 from dhn.atomic import write_atomic
+from dhn.datasets import DatasetError, read_json
 
 VARIANTS = ("dhn", "dhn-b", "dhn-q", "dhn-e")
 BITS = (12, 24, 32, 48)
@@ -62,7 +63,7 @@ def paper_map(dataset, variant, bits):
 
 def load_runs(runs_dir):
     """[results dict + "run" name] for every runs_dir/*/results.json (the run on its dataset's own
-    database) and results-<database>.json (on another: evaluate.results_name) with the keys a table
+    database) and results-<database>.json (on another: run_folder.results_name) with the keys a table
     needs; the latter are named RUN/results-<database>.json."""
     runs = []
     paths = glob.glob(os.path.join(runs_dir, "*", "results.json")) + glob.glob(os.path.join(runs_dir, "*", "results-*.json"))
@@ -87,7 +88,6 @@ def load_runs(runs_dir):
 
 def load_baselines(runs_dir):
     """Every runs_dir/baselines-*/baselines.json; a corrupt one is a DatasetError (one line)."""
-    from dhn.datasets import DatasetError, read_json
     out = []
     for path in sorted(glob.glob(os.path.join(runs_dir, "baselines-*", "baselines.json"))):
         doc = read_json(path, "run python -m dhn.baselines again for it, or delete %s" % os.path.dirname(path))
@@ -298,7 +298,6 @@ def main(argv=None):
     ap.add_argument("--runs", default=os.path.join(root, "runs"))
     ap.add_argument("--out", default=None, help="default: RUNS/report.md")
     args = ap.parse_args(argv)
-    from dhn.datasets import DatasetError
     if not os.path.isdir(args.runs):
         print("error: %s: no such folder: give the folder that holds the run folders (--runs; make train writes "
               "runs/NAME/)" % args.runs, file=sys.stderr)

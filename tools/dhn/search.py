@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from dhn import metrics, split_folder
+from dhn import encode, metrics, netgen, run_folder, split_folder
 from dhn.atomic import write_atomic
 from dhn.datasets import read_json
 from dhn.hamming_index import HammingIndex, check_radius
@@ -41,21 +41,19 @@ class SearchError(ValueError):
 
 def _run_files(run_dir):
     """config, results and the paths search needs from a finished run; SearchError otherwise."""
-    from dhn import train
     for name in ("config.json", "results.json"):
         if not os.path.isfile(os.path.join(run_dir, name)):
             raise SearchError("%s: no %s: not a finished run; train and evaluate it first (make train ...)"
                               % (run_dir, name))
-    config = read_json(os.path.join(run_dir, "config.json"),
-                       "the run's configuration is lost: train it again (make train ... FORCE_NEW=1)")
+    config = run_folder.read_config(run_dir)
     results = read_json(os.path.join(run_dir, "results.json"), "evaluate the run again (make train ... with --force)")
     database = results.get("database", "database")
     codes = os.path.join(run_dir, "codes", database + ".npy")
     if not os.path.isfile(codes):
         raise SearchError("%s: the run has no database codes: evaluate it again (make train ... with --force)" % codes)
     try:
-        weights = train.final_model(run_dir)
-    except train.TrainError as e:
+        weights = run_folder.final_model(run_dir)
+    except run_folder.TrainError as e:
         raise SearchError(str(e)) from None
     return config, results, database, codes, weights
 
@@ -63,8 +61,7 @@ def _run_files(run_dir):
 def image_net(run_dir, config, weights):
     """(deploy prototxt, caffemodel, crop, mean, scale) that take an image: the run's own for a
     fine-tuned run; for a frozen-feature run its backbone joined to its trained head."""
-    from dhn import netgen, train
-    crop, mean, scale = train.data_transform(os.path.join(run_dir, "train.prototxt"))
+    crop, mean, scale = run_folder.data_transform(os.path.join(run_dir, "train.prototxt"))
     if crop:
         return os.path.join(run_dir, "deploy.prototxt"), weights, crop, mean, scale
     ident = config["identity"]
@@ -79,7 +76,7 @@ def image_net(run_dir, config, weights):
     write_atomic(deploy, str(netgen.deploy_net(ident["dataset"], ident["bits"], batch=1, backbone=bb,
                                                    feature_norm=ident.get("feature_norm", False))))
     model = os.path.join(out, "image_net.caffemodel")
-    train.warm_start(config["weights"], weights, model)
+    run_folder.warm_start(config["weights"], weights, model)
     return deploy, model, bb["crop"], tuple(bb["mean"]), bb["scale"]
 
 
@@ -98,7 +95,6 @@ def read_image(path, size):
 def encode_images(paths, deploy, model, crop, mean, scale, size):
     """float32 codes (len(paths)×K) of image files, prepared as dhn.encode prepares LMDB images."""
     import caffe
-    from dhn import encode
     os.environ.setdefault("GLOG_minloglevel", "2")
     images = [read_image(p, size) for p in paths]
     caffe.set_mode_cpu()
@@ -151,7 +147,6 @@ def search_run(run_dir, images, top=20, radius=None, nprobe=None):
         raise SearchError("--nprobe %d: the inverted-file lists searched are 1 or more" % nprobe)
     if radius is not None and not real:
         check_radius(ident["bits"], radius)
-    from dhn import netgen
     size = netgen.BACKBONES[netgen.DATASETS[ident["dataset"]]["backbone"]]["size"]
     deploy, model, crop, mean, scale = image_net(run_dir, config, weights)
     t0 = time.perf_counter()

@@ -20,6 +20,9 @@ import numpy as np
 
 from . import convert, netgen, split_folder, train
 from .atomic import write_atomic
+from .datasets import DatasetError
+from .features import backbone_of, features_dir
+from .run_folder import TrainError
 
 PAPER_LRS = (1e-5, 1e-4, 1e-3, 1e-2)
 PAPER_LAMBDAS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
@@ -74,9 +77,8 @@ def sweep(dataset, bits, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, iters=None, data_
     root = os.environ.get("DHN_ROOT", ".")
     tag = ""
     if features:
-        from . import features as feats
-        bb, weights, fname = feats.backbone_of(dataset, backbone, mean, scale, weights)
-        data_dir = data_dir or feats.features_dir(dataset, fname)
+        bb, weights, fname = backbone_of(dataset, backbone, mean, scale, weights)
+        data_dir = data_dir or features_dir(dataset, fname)
         tag = "-%s-frozen" % bb["name"]
     elif backbone:
         tag = "-" + netgen.foreign_backbone(backbone)["name"]
@@ -95,7 +97,7 @@ def sweep(dataset, bits, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, iters=None, data_
                                   seed=seed, feature_norm=feature_norm, similar_weight=similar_weight)
                 value = res["map"]
                 alpha, similar_weight = res.get("alpha", alpha), res.get("similar_weight", similar_weight)
-            except train.TrainError as e:
+            except TrainError as e:
                 if "diverged" not in str(e):
                     raise
                 value = float("nan")      # a diverged point is a result of the sweep, not a crash
@@ -103,7 +105,7 @@ def sweep(dataset, bits, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, iters=None, data_
             print("lr %-8g lambda %-8g validation MAP %.4f" % (lr, lam, value), file=sys.stderr)
     finite = [r for r in rows if np.isfinite(r["map"])]
     if not finite:
-        raise train.TrainError("every grid point diverged; try smaller learning rates (--lrs)")
+        raise TrainError("every grid point diverged; try smaller learning rates (--lrs)")
     best = choose(finite)
     os.makedirs(out, exist_ok=True)
 
@@ -158,7 +160,7 @@ def main(argv=None):
                         weights=args.weights, gpu=args.gpu, val_fraction=args.val_fraction, features=args.features,
                         backbone=args.backbone, mean=args.mean, scale=args.scale, alpha=args.alpha,
                         seed=args.seed, feature_norm=args.feature_norm, similar_weight=args.similar_weight)
-    except (train.TrainError, convert.DatasetError, ValueError) as e:
+    except (TrainError, DatasetError, ValueError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
     print("choice: lr %g, lambda %g (validation MAP %.4f)" % (best["lr"], best["lambda"], best["map"]))

@@ -26,6 +26,7 @@ import time
 
 from . import baselines, features, netgen, report, sweep, train
 from .atomic import write_atomic
+from .run_folder import TrainError
 
 
 def run_name(dataset, bits, variant, fname, seed):
@@ -95,7 +96,7 @@ def main(argv=None):
         choices, times = table(args.dataset, args.backbone, args.weights, tuple(int(b) for b in args.bits.split(",")),
                                tuple(int(s) for s in args.seeds.split(",")), args.iters, args.database,
                                cross_validate=args.sweep)
-    except (train.TrainError, features.FeatureError, ValueError) as e:
+    except (TrainError, features.FeatureError, ValueError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
     print("dhn.table: done in %.0f s (%s)" % (sum(times.values()), ", ".join("%s %s" % kv for kv in times.items())),

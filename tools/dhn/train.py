@@ -16,8 +16,6 @@ the training set is a whole number of batches per snapshot interval and the net 
 randomness (tests/test_train_caffe.py checks exactly that case).
 """
 import argparse
-import contextlib
-import glob
 import json
 import os
 import re
@@ -25,62 +23,14 @@ import subprocess
 import sys
 import threading
 
-from . import netgen, runlock, split_folder
+from . import evaluate, netgen, run_folder, split_folder
 from .atomic import write_atomic
-from .datasets import DatasetError, read_json
+from .datasets import DatasetError, file_digest
+from .features import FeatureError, backbone_of, features_dir
+from .run_folder import TrainError
 
 ITER_RE = re.compile(r"Iteration (\d+).*loss = (\S+)")
 OUTPUT_RE = re.compile(r"Train net output #\d+: (\w+) = (\S+)")
-
-
-class TrainError(RuntimeError):
-    """A one-line, user-facing reason a run stopped."""
-
-
-DATASET_R = {"cifar10": None, "nuswide21": 5000, "flickr25k": None, "demo": None}  # None: all
-
-
-def run_name(dataset, bits, variant):
-    return "%s-%d-%s" % (dataset, bits, variant)
-
-
-def warm_start(backbone_weights, fch_source, out_path):
-    """A caffemodel with the backbone's pretrained layers and the fch layer of fch_source (a
-    frozen-feature run's caffemodel, or its run folder: its final snapshot): `caffe train -weights`
-    then starts fine-tuning from a hash layer already fitted to the backbone's features instead
-    of a random one (whose first pair losses are large on raw non-negative features: README, "Why the
-    first fine-tuning runs did not learn")."""
-    from caffe.proto import caffe_pb2
-    fch_source = final_model(fch_source)
-    net, src = caffe_pb2.NetParameter(), caffe_pb2.NetParameter()
-    with open(backbone_weights, "rb") as fh:
-        net.ParseFromString(fh.read())
-    with open(fch_source, "rb") as fh:
-        src.ParseFromString(fh.read())
-    fch = [layer for layer in src.layer if layer.name in ("fch", "fch_bn")]   # the hash head, its BatchNorm too
-    if not any(layer.name == "fch" for layer in fch):
-        raise TrainError("%s has no fch layer: give a DHN run's caffemodel" % fch_source)
-    kept = [layer for layer in net.layer if layer.name not in ("fch", "fch_bn")]
-    del net.layer[:]
-    net.layer.extend(kept + fch)
-    write_atomic(out_path, net.SerializeToString())
-    return fch_source
-
-
-def final_model(run_or_model):
-    """A run folder's final caffemodel (from its config), or the caffemodel given; TrainError if absent."""
-    path = run_or_model
-    if os.path.isdir(run_or_model):
-        try:
-            with open(os.path.join(run_or_model, "config.json")) as fh:
-                it = json.load(fh)["identity"]["max_iter"]
-        except (OSError, ValueError, KeyError):
-            raise TrainError("%s: not a finished run folder (no config.json): give a run folder or a caffemodel"
-                             % run_or_model) from None
-        path = os.path.join(run_or_model, "snapshots", "dhn_iter_%d.caffemodel" % it)
-    if not os.path.isfile(path):
-        raise TrainError("%s: no trained model there: train that run first (make train ... FEATURES=1)" % path)
-    return path
 
 
 def schedule(dataset, iters):
@@ -122,36 +72,6 @@ def prepare_run(run_dir, cfg, bb, data_dir, start_iter=0):
     return sol
 
 
-def snapshot_is_whole(state_path):
-    """A run killed while Caffe writes a snapshot leaves a truncated file: whole means the
-    .solverstate parses, its .caffemodel parses, and the state's momentum history has one blob
-    per learnable blob of the model."""
-    from google.protobuf.message import DecodeError
-    from caffe.proto import caffe_pb2
-    state, model = caffe_pb2.SolverState(), caffe_pb2.NetParameter()
-    try:
-        with open(state_path, "rb") as fh:
-            state.ParseFromString(fh.read())
-        model_path = os.path.join(os.path.dirname(state_path), os.path.basename(state.learned_net))
-        with open(model_path, "rb") as fh:
-            model.ParseFromString(fh.read())
-    except (OSError, DecodeError):
-        return False
-    n_blobs = sum(len(layer.blobs) for layer in model.layer)
-    return n_blobs > 0 and len(state.history) == n_blobs
-
-
-def latest_snapshot(run_dir, subdir="snapshots"):
-    """(iteration, .solverstate path) of the newest whole snapshot, or (0, None)."""
-    found = []
-    for path in glob.glob(os.path.join(run_dir, subdir, "dhn_iter_*.solverstate")):
-        found.append((int(re.search(r"_iter_(\d+)\.solverstate$", path).group(1)), path))
-    for it, path in sorted(found, reverse=True):
-        if snapshot_is_whole(path):
-            return it, path
-    return 0, None
-
-
 def train_time_limit():
     """Seconds one `caffe train` may run, from DHN_TRAIN_TIMEOUT (unset or 0: no limit): what keeps a
     hung Caffe from holding an unattended job (the test suite sets it) for hours."""
@@ -175,7 +95,7 @@ def run_caffe_train(run_dir, solver_path, max_iter, weights=None, snapshot=None,
         cmd += ["-weights", weights]
     if gpu is not None:
         cmd += ["-gpu", str(gpu)]
-    start = latest_snapshot(run_dir)[0] if snapshot else 0
+    start = run_folder.latest_snapshot(run_dir)[0] if snapshot else 0
     log_path = os.path.join(run_dir, "train.log")
     # progress, divergence and loss.png are read from the INFO log, whatever the caller set
     env = dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0")
@@ -251,48 +171,6 @@ def plot_loss(log_path, png_path):
     plt.close(fig)
 
 
-def data_transform(train_prototxt):
-    """(crop, BGR mean, scale) of the training net's data layer (netgen.data_transform)."""
-    from google.protobuf import text_format
-    from caffe.proto import caffe_pb2
-    net = caffe_pb2.NetParameter()
-    with open(train_prototxt) as fh:
-        text_format.Merge(fh.read(), net)
-    return netgen.data_transform(net)
-
-
-def encode_split(run_dir, weights, data_dir, split, gpu):
-    from . import encode
-    crop, mean, scale = data_transform(os.path.join(run_dir, "train.prototxt"))
-    db = "images" if crop else "features"     # crop None: a frozen-feature run
-    with runlock.hold(os.path.join(run_dir, "codes")):    # as `dhn.encode --out` into it takes it
-        try:
-            z = encode.encode(os.path.join(run_dir, "deploy.prototxt"), weights, os.path.join(data_dir, split, db),
-                              crop=crop, mean_bgr=mean, scale=scale, gpu=gpu)
-        except ValueError as e:     # bad input (a damaged LMDB, weights that do not fit): one line
-            raise TrainError(str(e)) from None
-        encode.save_codes(os.path.join(run_dir, "codes", split), z)
-    return z
-
-
-def evaluate_run(run_dir, dataset, bits, variant, weights, data_dir, gpu=None, query="query",
-                 database="database", R=None, meta=None):
-    """Encode query and database with the trained net, score, write the results file of that query
-    and database (evaluate.results_name), its plots and gallery."""
-    from . import evaluate
-    zq = encode_split(run_dir, weights, data_dir, query, gpu)
-    zd = encode_split(run_dir, weights, data_dir, database, gpu)
-    lq = split_folder.read_split_labels(os.path.join(data_dir, query))
-    ld = split_folder.read_split_labels(os.path.join(data_dir, database))
-    results = evaluate.evaluate_codes(zq, lq, zd, ld, R=R, binary=(variant != "dhn-b"))
-    name = evaluate.results_name(query, database)
-    doc = evaluate.write_results(run_dir, results, dict(meta or {}, dataset=dataset, bits=bits, variant=variant,
-                                                        weights=os.path.relpath(weights, run_dir)), name)
-    from . import gallery
-    gallery.write_gallery(run_dir, results=name)     # what the codes retrieve, for a seeded sample of queries
-    return doc
-
-
 def foreign_backbone(dataset, spec, mean, scale, weights):
     """netgen.foreign_backbone with the run's checks: its caffemodel exists, its crop fits the data."""
     try:
@@ -308,122 +186,16 @@ def foreign_backbone(dataset, spec, mean, scale, weights):
     return bb
 
 
-# ----------------------------------------------------------------------------- provenance
-
-def caffe_build():
-    """The Caffe build in use: its BUILD_INFO (version, variant, python, patches hash)."""
-    info = {"root": os.environ.get("CAFFE_ROOT")}
-    try:
-        for line in open(os.path.join(os.environ["CAFFE_ROOT"], "BUILD_INFO")):
-            key, _, value = line.strip().partition(" ")
-            if key in ("caffe", "system", "variant", "python", "patches"):
-                info[key] = value
-    except (KeyError, OSError):
-        pass
-    return info
-
-
-def project_commit():
-    """The project's git commit, "+dirty" when tracked files differ from it; None outside git."""
-    root = os.environ.get("DHN_ROOT") or os.path.join(os.path.dirname(__file__), "..", "..")
-    try:
-        head = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        if head.returncode:
-            return None
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return head.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-# What makes a run folder one configuration: a re-run with any of these changed is refused.
-IDENTITY = ("dataset", "bits", "variant", "mode", "backbone", "weights_sha256", "features", "lr", "lambda",
-            "alpha", "max_iter", "lr_policy", "gamma", "stepsize", "batch", "seed", "shuffle", "train_split",
-            "backbone_lr_mult", "init_fch", "feature_norm", "similar_weight", "mean", "scale")
-
-
-def check_same_config(run_dir, identity, force_new):
-    """Refuse (TrainError, one line) a run folder trained under another configuration; with
-    force_new, empty it instead. Returns True when the folder already holds this configuration."""
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.exists(path):
-        return False
-    try:
-        doc = read_json(path, "pass --force-new (make: FORCE_NEW=1) to start the run over, or --run NAME for a "
-                              "new run folder")
-    except DatasetError as e:
-        if not force_new:
-            raise TrainError(str(e)) from None
-        doc = {}
-    old = doc.get("identity")
-    if old is not None and "mean" not in old:
-        # recorded before the input transform joined the identity: the config's own mean and scale
-        # (None there: the dataset's own backbone, whose transform no option changes)
-        old = dict(old, mean=identity["mean"] if doc.get("mean") is None else doc["mean"],
-                   scale=identity["scale"] if doc.get("scale") is None else doc["scale"])
-    if old is not None and "similar_weight" not in old:
-        old = dict(old, similar_weight=1.0)    # recorded before the option existed: the paper's weight
-    if old == identity:
-        return True
-    if force_new:
-        runlock.empty(run_dir)     # the caller holds the folder's lock: its file stays
-        return False
-    if old is None:
-        what = "an older layout without a recorded configuration"
-    else:
-        diff = [k for k in IDENTITY if old.get(k) != identity.get(k)]
-        what = ", ".join("%s %s -> %s" % (k, old.get(k), identity.get(k)) for k in diff)
-    raise TrainError("%s holds a run of another configuration (%s): pass --force-new (make: FORCE_NEW=1) to "
-                     "start it over, or --run NAME for a new run folder" % (run_dir, what))
-
-
-@contextlib.contextmanager
-def _locked(run_dir):
-    """The run folder's lock (runlock) for the block; another process holding it is a TrainError."""
-    try:
-        with runlock.hold(run_dir):
-            yield
-    except runlock.Busy as e:
-        raise TrainError(str(e)) from None
-
-
-def file_results_by_database(run_dir):
-    """A results.json written before results were filed per database (evaluate.results_name) may
-    hold another database's results: it moves to that database's name, where nothing overwrites it."""
-    from . import evaluate
-    path = os.path.join(run_dir, "results.json")
-    try:
-        with open(path) as fh:
-            doc = json.load(fh)
-    except (OSError, ValueError):
-        return
-    name = evaluate.results_name(doc.get("query", "query"), doc.get("database", "database"))
-    if name != "results.json" and not os.path.exists(os.path.join(run_dir, name)):
-        os.replace(path, os.path.join(run_dir, name))
-
-
-def load_results(path, query, database):
-    """The results document at path if it holds this query and database's results, else None."""
-    try:
-        with open(path) as fh:
-            doc = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    return doc if (doc.get("query", "query"), doc.get("database", "database")) == (query, database) else None
-
-
 def _model_and_data(dataset, features, backbone, mean, scale, weights, data_dir, root):
     """(net backbone for netgen, the backbone that takes the images, backbone spec, weights,
     data folder, run-name suffix) of a run: the dataset's AlexNet, a DEPLOY:LAYER backbone, or the
     frozen-feature mode on that backbone's features."""
     if features:
-        from . import features as feats
         try:
-            bb_src, weights, fname = feats.backbone_of(dataset, backbone, mean, scale, weights)
-        except feats.FeatureError as e:
+            bb_src, weights, fname = backbone_of(dataset, backbone, mean, scale, weights)
+        except FeatureError as e:
             raise TrainError(str(e)) from None
-        data_dir = data_dir or feats.features_dir(dataset, fname)
+        data_dir = data_dir or features_dir(dataset, fname)
         manifest = os.path.join(data_dir, "train", "manifest.json")
         if not os.path.exists(manifest):
             raise TrainError("%s: no features for %s: run `make features DATASET=%s%s` first"
@@ -450,7 +222,7 @@ def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, w
     the features folder). ``alpha``: θ = α⟨z_i, z_j⟩. ``shuffle``: reshuffle every epoch
     (dhn_data.ShuffledData) or read in key order (Caffe's Data layer). ``backbone_lr_mult``
     scales the backbone's lr (0 freezes it). ``init_fch``: fine-tune from the fch of a
-    frozen-feature run (its folder or caffemodel) instead of a random one (warm_start)."""
+    frozen-feature run (its folder or caffemodel) instead of a random one (run_folder.warm_start)."""
     if dataset not in netgen.DATASETS:
         raise TrainError("unknown dataset %r (one of %s)" % (dataset, ", ".join(netgen.DATASETS)))
     root = os.environ.get("DHN_ROOT", ".")
@@ -462,7 +234,7 @@ def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, w
     lr, lambda_, alpha, similar_weight = given["lr"], given["lambda_"], given["alpha"], given["similar_weight"]
     bb, img_bb, spec, weights, data_dir, suffix = _model_and_data(dataset, features, backbone, mean, scale, weights,
                                                                   data_dir, root)
-    run_dir = run_dir or os.path.join(root, "runs", run_name(dataset, bits, variant) + suffix)
+    run_dir = run_dir or os.path.join(root, "runs", run_folder.run_name(dataset, bits, variant) + suffix)
     for split in ("train", query, database):
         if not os.path.exists(os.path.join(data_dir, split, "manifest.json")):
             raise TrainError("%s: no converted %s split; run `make data DATASET=%s` first"
@@ -476,8 +248,6 @@ def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, w
         # keeps the paper's fc7 → fch, which nothing here could measure (no weights here).
         feature_norm = bool(features or backbone)
     max_iter, stepsize, snapshot, note = schedule(dataset, iters)
-    from . import evaluate
-    from .datasets import file_digest
     transform = img_bb or netgen.BACKBONES[netgen.DATASETS[dataset]["backbone"]]   # the images' mean and scale
     identity = dict(dataset=dataset, bits=bits, variant=variant, mode="frozen features" if features else "fine-tuned",
                     backbone=spec, weights_sha256=file_digest(weights, "sha256") if weights else None,
@@ -492,36 +262,36 @@ def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, w
     if init_fch:
         if features:
             raise TrainError("--init-fch starts a fine-tuning run from a frozen run's fch; this run is frozen itself")
-        identity["init_fch"] = file_digest(final_model(init_fch), "sha256")
+        identity["init_fch"] = file_digest(run_folder.final_model(init_fch), "sha256")
     identity = json.loads(json.dumps(identity))
-    with _locked(run_dir):
-        same = check_same_config(run_dir, identity, force_new)
+    with run_folder.locked(run_dir):
+        same = run_folder.check_same_config(run_dir, identity, force_new)
         if note and not quiet:
             print(note, file=sys.stderr)
-        file_results_by_database(run_dir)
-        results_path = os.path.join(run_dir, evaluate.results_name(query, database))
-        done = load_results(results_path, query, database) if same and not force else None
+        run_folder.file_results_by_database(run_dir)
+        results_path = os.path.join(run_dir, run_folder.results_name(query, database))
+        done = run_folder.load_results(results_path, query, database) if same and not force else None
         if done:
             if not quiet:
                 print("%s exists: the run is done (pass --force to evaluate again)" % results_path, file=sys.stderr)
             return done
         cfg = dict(identity, snapshot=snapshot, gpu=gpu)
         # a resumed run's data layer continues its stream where the snapshot left it
-        start_iter = latest_snapshot(run_dir)[0] if same else 0
+        start_iter = run_folder.latest_snapshot(run_dir)[0] if same else 0
         sol = prepare_run(run_dir, cfg, bb if (features or backbone) else None, data_dir, start_iter=start_iter)
         config = dict(identity=identity, schedule_note=note, snapshot=snapshot, gpu=gpu,
                       weights=os.path.abspath(weights) if weights else None, data_dir=os.path.abspath(data_dir),
                       mean=list(img_bb["mean"]) if img_bb and img_bb.get("mean") else None,
                       scale=img_bb["scale"] if img_bb else None,
-                      caffe=caffe_build(), commit=project_commit())
+                      caffe=run_folder.caffe_build(), commit=run_folder.project_commit())
         write_atomic(os.path.join(run_dir, "config.json"), json.dumps(config, indent=1))
         if init_fch:   # the backbone's weights + the frozen run's fch: what caffe train starts from
-            warm_start(weights, init_fch, os.path.join(run_dir, "init.caffemodel"))
+            run_folder.warm_start(weights, init_fch, os.path.join(run_dir, "init.caffemodel"))
             weights = os.path.join(run_dir, "init.caffemodel")
         final = os.path.join(run_dir, "snapshots", "dhn_iter_%d.caffemodel" % sol.max_iter)
         final_state = final[:-len(".caffemodel")] + ".solverstate"
-        if not (os.path.exists(final_state) and snapshot_is_whole(final_state)):
-            it, state = latest_snapshot(run_dir)
+        if not (os.path.exists(final_state) and run_folder.snapshot_is_whole(final_state)):
+            it, state = run_folder.latest_snapshot(run_dir)
             if state and not quiet:
                 print("resuming %s from iteration %d" % (run_dir, it), file=sys.stderr)
             run_caffe_train(run_dir, os.path.join(run_dir, "solver.prototxt"), sol.max_iter,
@@ -529,8 +299,8 @@ def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, w
         plot_loss(os.path.join(run_dir, "train.log"), os.path.join(run_dir, "loss.png"))
         meta = dict(identity, lambda_=identity["lambda"], query=query, database=database,
                     caffe=config["caffe"], commit=config["commit"], run=os.path.basename(os.path.abspath(run_dir)))
-        return evaluate_run(run_dir, dataset, bits, variant, final, data_dir, gpu=gpu, query=query,
-                            database=database, R=DATASET_R.get(dataset), meta=meta)
+        return evaluate.evaluate_run(run_dir, dataset, bits, variant, final, data_dir, gpu=gpu, query=query,
+                            database=database, R=evaluate.DATASET_R.get(dataset), meta=meta)
 
 
 def similar_weight_arg(text):

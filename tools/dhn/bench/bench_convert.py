@@ -19,6 +19,7 @@ import time
 import cv2
 import numpy as np
 
+from dhn import convert, split_folder
 from dhn.bench import Figure
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # before Caffe loads: keep its log out of the table
@@ -95,7 +96,6 @@ def shuffled_read_rate(split_dir):
 
 
 def run():
-    from dhn import convert, split_folder
     tmp = tempfile.mkdtemp(prefix="dhn-bench-convert-")
     try:
         bgr = natural_32x32(N)

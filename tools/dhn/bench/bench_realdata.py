@@ -24,6 +24,7 @@ import numpy as np
 
 from dhn import convert, lmdb_io, netgen, train
 from dhn.bench import Figure, best_time
+from dhn.bench.bench_train import bench_config
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 
@@ -51,7 +52,6 @@ def forward_rate(bb, weights, batch=16):
 
 def finetune_rate(tmp, bb, weights, iters):
     """Seconds per iteration of `caffe train` (after a warm-up iteration), from its log."""
-    from dhn.bench.bench_train import bench_config
     data = os.path.join(tmp, "lmdb")
     if not os.path.isdir(data):
         rng = np.random.RandomState(1)
@@ -78,7 +78,6 @@ def finetune_rate(tmp, bb, weights, iters):
 
 def frozen_rate(tmp, iters=1000):
     """Seconds for `iters` iterations of a frozen-feature net (fch48 + losses), caffe train."""
-    from dhn.bench.bench_train import bench_config
     split = os.path.join(tmp, "features", "train")
     os.makedirs(split, exist_ok=True)
     rng = np.random.RandomState(2)
