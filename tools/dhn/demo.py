@@ -18,7 +18,7 @@ import numpy as np
 from . import convert, evaluate, runlock, split_folder, synthetic, train
 from .atomic import write_atomic
 from .datasets import DatasetError
-from .run_folder import TrainError
+from .run_folder import RunSettings, TrainError
 
 N_TRAIN, N_QUERY, N_DATABASE = 1000, 200, 800
 BITS = 16
@@ -87,8 +87,8 @@ def _demo(args, root, run_dir):
     convert.convert_list(list_file, data_root, lmdb_dir, demo_split(n_images),
                          num_labels=len(synthetic.CONCEPTS), size=synthetic.SIZE, label_names=synthetic.CONCEPTS)
     try:
-        results = train.train("demo", BITS, "dhn", iters=args.iters, data_dir=lmdb_dir, run_dir=run_dir,
-                              force=True)
+        results = train.run(RunSettings("demo", BITS, "dhn", iters=args.iters, data_dir=lmdb_dir, run_dir=run_dir,
+                                        force=True))
     except (TrainError, DatasetError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import subprocess
+from dataclasses import dataclass, replace
 
 from caffe.proto import caffe_pb2
 from google.protobuf import text_format
@@ -30,6 +31,62 @@ from .datasets import DatasetError, read_json
 
 class TrainError(RuntimeError):
     """A one-line, user-facing reason a run stopped."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What a run is asked for: dhn.train's options as one object (dhn.sweep and dhn.table vary
+    it with dataclasses.replace). None where the mode decides (resolved())."""
+    dataset: str
+    bits: int
+    variant: str                  # netgen.VARIANTS or dhn-b (dhn's net, ranked by inner product)
+    lr: float = None
+    lambda_: float = None         # the paper's λ
+    alpha: float = None           # θ = α⟨z_i, z_j⟩
+    similar_weight: object = None   # weight of a similar pair: a number or "balanced"
+    feature_norm: bool = None     # a BatchNorm between the backbone's features and fch
+    iters: int = None             # max_iter (None: the solver's)
+    batch: int = netgen.BATCH
+    seed: int = netgen.SEED
+    shuffle: bool = True          # reshuffle every epoch (dhn_data.ShuffledData), else key order
+    backbone_lr_mult: float = 1.0   # scales the backbone's lr (0 freezes it)
+    backbone: str = None          # another Caffe net, DEPLOY.prototxt:LAYER
+    weights: str = None           # its caffemodel (default: the dataset's AlexNet)
+    mean: tuple = None            # BGR mean of the backbone's inputs
+    scale: float = None           # and their scale: (pixel − mean) × scale
+    features: bool = False        # the frozen-feature mode, on dhn.features' output
+    init_fch: str = None          # fine-tune from the fch of a frozen run (its folder or caffemodel)
+    data_dir: str = None          # converted dataset, or features, folder
+    run_dir: str = None
+    query: str = "query"
+    database: str = "database"
+    gpu: int = None
+    quiet: bool = False
+    force: bool = False           # evaluate again though results exist
+    force_new: bool = False       # start over a folder that holds another configuration
+
+    def resolved(self):
+        """These settings with what no option set filled in, typed as config.json records them:
+        lr, λ, α and the similar-pair weight are the paper's for the dataset's own net and the
+        measured ones for a head on another pretrained net's features (netgen.mode_defaults);
+        DHN-Q's λ is 0."""
+        head = bool(self.features or self.backbone)
+        d = netgen.mode_defaults(self.dataset, self.bits, head, finetune=not self.features)
+        given = dict(lr=self.lr, lambda_=self.lambda_, alpha=self.alpha, similar_weight=self.similar_weight)
+        d.update({k: v for k, v in given.items() if v is not None})
+        feature_norm = self.feature_norm
+        if feature_norm is None:
+            # On by default where it was measured to matter: a pretrained net's raw features
+            # (SqueezeNet pool_final on CIFAR-10, frozen, 48 bits, validation MAP 0.26 without, 0.41
+            # with, at their best lr; README "Why the first fine-tuning runs did not learn"). AlexNet
+            # keeps the paper's fc7 → fch, which nothing here could measure (no weights here).
+            feature_norm = head
+        return replace(self, lr=d["lr"], alpha=float(d["alpha"]),
+                       lambda_=0.0 if self.variant == "dhn-q" else float(d["lambda_"]),
+                       similar_weight=d["similar_weight"] if d["similar_weight"] == "balanced"
+                       else float(d["similar_weight"]),
+                       feature_norm=bool(feature_norm), shuffle=bool(self.shuffle),
+                       backbone_lr_mult=float(self.backbone_lr_mult))
 
 
 def run_name(dataset, bits, variant):

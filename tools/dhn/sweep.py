@@ -15,6 +15,7 @@ import csv
 import json
 import os
 import sys
+from dataclasses import replace
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from . import convert, netgen, split_folder, train
 from .atomic import write_atomic
 from .datasets import DatasetError
 from .features import backbone_of, features_dir
-from .run_folder import TrainError
+from .run_folder import RunSettings, TrainError
 
 PAPER_LRS = (1e-5, 1e-4, 1e-3, 1e-2)
 PAPER_LAMBDAS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
@@ -69,32 +70,37 @@ def plot_grid(rows, lrs, lambdas, png):
     plt.close(fig)
 
 
-def sweep(dataset, bits, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, iters=None, data_dir=None, out=None,
-          val_fraction=0.2, weights=None, gpu=None, quiet=False, features=False, backbone=None, mean=None,
-          scale=None, alpha=None, seed=netgen.SEED, feature_norm=None, similar_weight=None):
-    """The grid on the validation split; features/backbone as dhn.train takes them (the frozen-feature
-    mode sweeps on the backbone's features, carved the same way)."""
+def sweep(dataset, bits, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, val_fraction=0.2, out=None, **options):
+    """run() of RunSettings(dataset, bits, "dhn", **options): the keyword form of a sweep."""
+    return run(RunSettings(dataset, bits, "dhn", **options), lrs, lambdas, val_fraction, out)
+
+
+def run(settings, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, val_fraction=0.2, out=None):
+    """The grid on the validation split, each point a dhn.train run of these settings with its lr
+    and λ; features/backbone as dhn.train takes them (the frozen-feature mode sweeps on the
+    backbone's features, carved the same way)."""
+    s = settings
+    dataset, bits, weights, data_dir = s.dataset, s.bits, s.weights, s.data_dir
     root = os.environ.get("DHN_ROOT", ".")
     tag = ""
-    if features:
-        bb, weights, fname = backbone_of(dataset, backbone, mean, scale, weights)
+    if s.features:
+        bb, weights, fname = backbone_of(dataset, s.backbone, s.mean, s.scale, weights)
         data_dir = data_dir or features_dir(dataset, fname)
         tag = "-%s-frozen" % bb["name"]
-    elif backbone:
-        tag = "-" + netgen.foreign_backbone(backbone)["name"]
+    elif s.backbone:
+        tag = "-" + netgen.foreign_backbone(s.backbone)["name"]
     data_dir = data_dir or os.path.join(root, "data", dataset, "lmdb")
     out = out or os.path.join(root, "runs", "sweep-%s-%d%s" % (dataset, bits, tag))
     sweep_data = os.path.join(data_dir, "sweep")
-    carve_validation(os.path.join(data_dir, "train"), sweep_data, val_fraction, progress=not quiet)
+    carve_validation(os.path.join(data_dir, "train"), sweep_data, val_fraction, progress=not s.quiet)
+    alpha, similar_weight = s.alpha, s.similar_weight
     rows = []
     for lr in lrs:
         for lam in lambdas:
             run_dir = os.path.join(out, "lr%g-lambda%g" % (lr, lam))
             try:
-                res = train.train(dataset, bits, "dhn", lr=lr, lambda_=lam, iters=iters, gpu=gpu, weights=weights,
-                                  data_dir=sweep_data, run_dir=run_dir, query="val", database="train", quiet=quiet,
-                                  features=features, backbone=backbone, mean=mean, scale=scale, alpha=alpha,
-                                  seed=seed, feature_norm=feature_norm, similar_weight=similar_weight)
+                res = train.run(replace(s, lr=lr, lambda_=lam, weights=weights, data_dir=sweep_data, run_dir=run_dir,
+                                        query="val", database="train", alpha=alpha, similar_weight=similar_weight))
                 value = res["map"]
                 alpha, similar_weight = res.get("alpha", alpha), res.get("similar_weight", similar_weight)
             except TrainError as e:
@@ -116,10 +122,10 @@ def sweep(dataset, bits, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, iters=None, data_
             w.writerows(rows)
     write_atomic(os.path.join(out, "grid.csv"), write_csv)
     write_atomic(os.path.join(out, "grid.json"), json.dumps(
-        {"dataset": dataset, "bits": bits, "iters": iters, "val_fraction": val_fraction, "alpha": alpha,
+        {"dataset": dataset, "bits": bits, "iters": s.iters, "val_fraction": val_fraction, "alpha": alpha,
          "similar_weight": similar_weight,
-         "feature_norm": feature_norm,
-         "mode": "frozen features" if features else "fine-tuned", "backbone": backbone or netgen.DATASETS[dataset]["backbone"],
+         "feature_norm": s.feature_norm,
+         "mode": "frozen features" if s.features else "fine-tuned", "backbone": s.backbone or netgen.DATASETS[dataset]["backbone"],
          "grid": rows, "choice": best}, indent=1))
     plot_grid(rows, list(lrs), list(lambdas), os.path.join(out, "grid.png"))
     return best, rows
@@ -156,10 +162,11 @@ def main(argv=None):
     lrs = (args.lr,) if args.lr else args.lrs
     lambdas = (args.lambda_,) if args.lambda_ is not None else args.lambdas
     try:
-        best, _ = sweep(args.dataset, args.bits, lrs, lambdas, args.iters, args.data_dir,
-                        weights=args.weights, gpu=args.gpu, val_fraction=args.val_fraction, features=args.features,
-                        backbone=args.backbone, mean=args.mean, scale=args.scale, alpha=args.alpha,
-                        seed=args.seed, feature_norm=args.feature_norm, similar_weight=args.similar_weight)
+        settings = RunSettings(args.dataset, args.bits, "dhn", iters=args.iters, data_dir=args.data_dir,
+                               weights=args.weights, gpu=args.gpu, features=args.features, backbone=args.backbone,
+                               mean=args.mean, scale=args.scale, alpha=args.alpha, seed=args.seed,
+                               feature_norm=args.feature_norm, similar_weight=args.similar_weight)
+        best, _ = run(settings, lrs, lambdas, args.val_fraction)
     except (TrainError, DatasetError, ValueError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2

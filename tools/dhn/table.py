@@ -23,10 +23,11 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 
 from . import baselines, features, netgen, report, sweep, train
 from .atomic import write_atomic
-from .run_folder import TrainError
+from .run_folder import RunSettings, TrainError
 
 
 def run_name(dataset, bits, variant, fname, seed):
@@ -44,14 +45,15 @@ def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48),
     fdir, _ = features.extract(dataset, ("train", "query", database), backbone, weights)
     fname = os.path.basename(os.path.normpath(fdir))
     times["features_s"] = round(time.time() - t0, 1)
-    kw = dict(features=True, backbone=backbone, weights=weights)
+    # every run's settings but its bits, variant, lr, λ and seed (set per run below)
+    base = RunSettings(dataset, 0, "dhn", features=True, backbone=backbone, weights=weights, iters=iters, quiet=True)
     for k in bits:
         if not cross_validate:
             d = netgen.mode_defaults(dataset, k, head=True)
             choices[k] = {"lr": d["lr"], "lambda": d["lambda_"], "map": None, "source": "netgen.HEAD_DEFAULTS"}
             continue
         t0 = time.time()
-        best, _ = sweep.sweep(dataset, k, lrs, lambdas, iters=iters, quiet=True, **kw)
+        best, _ = sweep.run(replace(base, bits=k), lrs, lambdas)
         choices[k] = dict(best, source="make sweep")
         times["sweep_%d_s" % k] = round(time.time() - t0, 1)
         print("dhn.table: %d bits: lr %g, λ %g (validation MAP %.4f)" % (k, best["lr"], best["lambda"], best["map"]),
@@ -61,9 +63,9 @@ def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48),
         lr, lam = choices[k]["lr"], choices[k]["lambda"]
         for variant in variants:
             for seed in seeds:
-                res = train.train(dataset, k, variant, lr=lr, lambda_=0.0 if variant == "dhn-q" else lam, iters=iters,
-                                  seed=seed, database=database, quiet=True,
-                                  run_dir=os.path.join(root, "runs", run_name(dataset, k, variant, fname, seed)), **kw)
+                res = train.run(replace(base, bits=k, variant=variant, lr=lr, lambda_=0.0 if variant == "dhn-q" else lam,
+                                        seed=seed, database=database,
+                                        run_dir=os.path.join(root, "runs", run_name(dataset, k, variant, fname, seed))))
                 print("dhn.table: %s %d bits seed %d: MAP %.4f" % (variant, k, seed, res["map"]), file=sys.stderr)
     times["runs_s"] = round(time.time() - t0, 1)
     t0 = time.time()

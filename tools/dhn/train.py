@@ -22,51 +22,61 @@ import re
 import subprocess
 import sys
 import threading
+from typing import NamedTuple
 
 from . import evaluate, netgen, run_folder, split_folder
 from .atomic import write_atomic
 from .datasets import DatasetError, file_digest
 from .features import FeatureError, backbone_of, features_dir
-from .run_folder import TrainError
+from .run_folder import RunSettings, TrainError
 
 ITER_RE = re.compile(r"Iteration (\d+).*loss = (\S+)")
 OUTPUT_RE = re.compile(r"Train net output #\d+: (\w+) = (\S+)")
 
 
+class Schedule(NamedTuple):
+    max_iter: int
+    stepsize: int
+    snapshot: int
+    note: str          # what ITERS=N made of the default schedule (None: the default)
+
+
 def schedule(dataset, iters):
-    """(max_iter, stepsize, snapshot, note) of the solver. The authors' schedule is step γ 0.5
+    """The solver's Schedule (max_iter, stepsize, snapshot, note). The authors' schedule is step γ 0.5
     every 500 of 3,000 iterations; ITERS=N keeps its shape (six halvings), stepsize N/6, and
     says so (note). Snapshots at least four times a run, so an interrupted short run resumes."""
     base = dict(netgen.SOLVER_DEFAULTS, **(netgen.DEMO_SOLVER if dataset == "demo" else {}))
     if not iters:
-        return base["max_iter"], base["stepsize"], base["snapshot"], None
+        return Schedule(base["max_iter"], base["stepsize"], base["snapshot"], None)
     ratio = base["stepsize"] / base["max_iter"]
     stepsize = max(1, int(round(iters * ratio)))
     snapshot = max(1, min(base["snapshot"], iters // 4))
     note = ("lr schedule: γ %g every %d iterations (ITERS=%d keeps the default's shape, %d of %d)"
             % (base["gamma"], stepsize, iters, base["stepsize"], base["max_iter"]))
-    return iters, stepsize, snapshot, note
+    return Schedule(iters, stepsize, snapshot, note)
 
 
-def prepare_run(run_dir, cfg, bb, data_dir, start_iter=0):
-    """Write the run's own net, solver and deploy net (generated, with this run's values)."""
+def prepare_run(run_dir, settings, sched, bb, data_dir, start_iter=0):
+    """Write the run's own net, solver and deploy net (generated, with this run's values): settings
+    resolved (RunSettings.resolved()), sched its Schedule."""
+    s = settings
     os.makedirs(os.path.join(run_dir, "snapshots"), exist_ok=True)
-    net_variant = "dhn" if cfg["variant"] == "dhn-b" else cfg["variant"]
-    train_net = netgen.train_net(cfg["dataset"], cfg["bits"], net_variant, lambda_=cfg["lambda"],
-                                 data_dir=os.path.join(data_dir, "train"), batch=cfg["batch"], backbone=bb,
-                                 shuffle=cfg["shuffle"], seed=cfg["seed"], alpha=cfg["alpha"],
-                                 backbone_lr_mult=cfg["backbone_lr_mult"], feature_norm=cfg["feature_norm"],
-                                 start_iter=start_iter, similar_weight=cfg.get("similar_weight", 1.0))
+    net_variant = "dhn" if s.variant == "dhn-b" else s.variant
+    train_net = netgen.train_net(s.dataset, s.bits, net_variant, lambda_=s.lambda_,
+                                 data_dir=os.path.join(data_dir, "train"), batch=s.batch, backbone=bb,
+                                 shuffle=s.shuffle, seed=s.seed, alpha=s.alpha,
+                                 backbone_lr_mult=s.backbone_lr_mult, feature_norm=s.feature_norm,
+                                 start_iter=start_iter, similar_weight=s.similar_weight)
     write_atomic(os.path.join(run_dir, "train.prototxt"), str(train_net))
-    write_atomic(os.path.join(run_dir, "deploy.prototxt"), str(netgen.deploy_net(cfg["dataset"], cfg["bits"], backbone=bb,
-                                                                                feature_norm=cfg["feature_norm"])))
-    extra = dict(max_iter=cfg["max_iter"], stepsize=cfg["stepsize"], snapshot=cfg["snapshot"],
-                 random_seed=cfg["seed"], gamma=cfg["gamma"])
-    if cfg["dataset"] == "demo":
+    write_atomic(os.path.join(run_dir, "deploy.prototxt"), str(netgen.deploy_net(s.dataset, s.bits, backbone=bb,
+                                                                                  feature_norm=s.feature_norm)))
+    extra = dict(max_iter=sched.max_iter, stepsize=sched.stepsize, snapshot=sched.snapshot,
+                 random_seed=s.seed, gamma=netgen.SOLVER_DEFAULTS["gamma"])
+    if s.dataset == "demo":
         extra["display"] = netgen.DEMO_SOLVER["display"]
     sol = netgen.solver(os.path.abspath(os.path.join(run_dir, "train.prototxt")),
-                        os.path.abspath(os.path.join(run_dir, "snapshots", "dhn")), lr=cfg["lr"], **extra)
-    if cfg.get("gpu") is not None:
+                        os.path.abspath(os.path.join(run_dir, "snapshots", "dhn")), lr=s.lr, **extra)
+    if s.gpu is not None:
         sol.solver_mode = sol.GPU
     write_atomic(os.path.join(run_dir, "solver.prototxt"), str(sol))
     return sol
@@ -186,11 +196,13 @@ def foreign_backbone(dataset, spec, mean, scale, weights):
     return bb
 
 
-def _model_and_data(dataset, features, backbone, mean, scale, weights, data_dir, root):
+def _model_and_data(settings, root):
     """(net backbone for netgen, the backbone that takes the images, backbone spec, weights,
     data folder, run-name suffix) of a run: the dataset's AlexNet, a DEPLOY:LAYER backbone, or the
     frozen-feature mode on that backbone's features."""
-    if features:
+    dataset, backbone, mean, scale, weights, data_dir = (settings.dataset, settings.backbone, settings.mean,
+                                                         settings.scale, settings.weights, settings.data_dir)
+    if settings.features:
         try:
             bb_src, weights, fname = backbone_of(dataset, backbone, mean, scale, weights)
         except FeatureError as e:
@@ -210,97 +222,85 @@ def _model_and_data(dataset, features, backbone, mean, scale, weights, data_dir,
     return bb, bb, backbone or netgen.DATASETS[dataset]["backbone"], weights, data_dir, ("-" + bb["name"] if bb else "")
 
 
-def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, weights=None,
-          data_dir=None, run_dir=None, seed=netgen.SEED, batch=netgen.BATCH, quiet=False, force=False,
-          query="query", database="database", backbone=None, mean=None, scale=None, features=False,
-          alpha=None, shuffle=True, force_new=False, backbone_lr_mult=1.0, init_fch=None, feature_norm=None,
-          similar_weight=None):
-    """The whole job; returns the run's results.json document (metrics and configuration). ``backbone``: another Caffe
-    net as ``deploy.prototxt:layer`` (with ``weights``, its caffemodel; ``mean`` (BGR) and ``scale``
-    of its inputs, applied as Caffe does: (pixel − mean) × scale). ``features``: the frozen-feature
-    mode, fch + losses trained on dhn.features' output for that backbone (``data_dir`` is then
-    the features folder). ``alpha``: θ = α⟨z_i, z_j⟩. ``shuffle``: reshuffle every epoch
-    (dhn_data.ShuffledData) or read in key order (Caffe's Data layer). ``backbone_lr_mult``
-    scales the backbone's lr (0 freezes it). ``init_fch``: fine-tune from the fch of a
-    frozen-feature run (its folder or caffemodel) instead of a random one (run_folder.warm_start)."""
-    if dataset not in netgen.DATASETS:
-        raise TrainError("unknown dataset %r (one of %s)" % (dataset, ", ".join(netgen.DATASETS)))
+def train(dataset, bits, variant, **options):
+    """run() of RunSettings(dataset, bits, variant, **options): the keyword form of a run."""
+    return run(RunSettings(dataset, bits, variant, **options))
+
+
+def run(settings):
+    """The whole job of a RunSettings; returns the run's results.json document (metrics and
+    configuration). ``backbone``: another Caffe net as ``deploy.prototxt:layer`` (with ``weights``,
+    its caffemodel; ``mean`` (BGR) and ``scale`` of its inputs, applied as Caffe does:
+    (pixel − mean) × scale). ``features``: the frozen-feature mode, fch + losses trained on
+    dhn.features' output for that backbone (``data_dir`` is then the features folder).
+    ``init_fch``: fine-tune from the fch of a frozen-feature run (its folder or caffemodel)
+    instead of a random one (run_folder.warm_start)."""
+    if settings.dataset not in netgen.DATASETS:
+        raise TrainError("unknown dataset %r (one of %s)" % (settings.dataset, ", ".join(netgen.DATASETS)))
     root = os.environ.get("DHN_ROOT", ".")
-    # what no option sets: the paper's setting for the dataset's own net, the measured one for a
-    # head on another pretrained net's features (netgen.mode_defaults)
-    given = dict(lr=lr, lambda_=lambda_, alpha=alpha, similar_weight=similar_weight)
-    given = dict(netgen.mode_defaults(dataset, bits, bool(features or backbone), finetune=not features),
-                 **{k: v for k, v in given.items() if v is not None})
-    lr, lambda_, alpha, similar_weight = given["lr"], given["lambda_"], given["alpha"], given["similar_weight"]
-    bb, img_bb, spec, weights, data_dir, suffix = _model_and_data(dataset, features, backbone, mean, scale, weights,
-                                                                  data_dir, root)
-    run_dir = run_dir or os.path.join(root, "runs", run_folder.run_name(dataset, bits, variant) + suffix)
+    s = settings.resolved()
+    dataset, bits, variant, features, query, database = s.dataset, s.bits, s.variant, s.features, s.query, s.database
+    bb, img_bb, spec, weights, data_dir, suffix = _model_and_data(s, root)
+    run_dir = s.run_dir or os.path.join(root, "runs", run_folder.run_name(dataset, bits, variant) + suffix)
     for split in ("train", query, database):
         if not os.path.exists(os.path.join(data_dir, split, "manifest.json")):
             raise TrainError("%s: no converted %s split; run `make data DATASET=%s` first"
                              % (os.path.join(data_dir, split), split, dataset))
-    if not features and not backbone and netgen.DATASETS[dataset]["backbone"] == "alexnet" and not os.path.exists(weights):
+    if not features and not s.backbone and netgen.DATASETS[dataset]["backbone"] == "alexnet" and not os.path.exists(weights):
         raise TrainError("%s: ImageNet AlexNet weights missing; run `make weights` (or pass --weights)" % weights)
-    if feature_norm is None:
-        # On by default where it was measured to matter: a pretrained net's raw features
-        # (SqueezeNet pool_final on CIFAR-10, frozen, 48 bits, validation MAP 0.26 without, 0.41
-        # with, at their best lr; README "Why the first fine-tuning runs did not learn"). AlexNet
-        # keeps the paper's fc7 → fch, which nothing here could measure (no weights here).
-        feature_norm = bool(features or backbone)
-    max_iter, stepsize, snapshot, note = schedule(dataset, iters)
+    sched = schedule(dataset, s.iters)
     transform = img_bb or netgen.BACKBONES[netgen.DATASETS[dataset]["backbone"]]   # the images' mean and scale
     identity = dict(dataset=dataset, bits=bits, variant=variant, mode="frozen features" if features else "fine-tuned",
                     backbone=spec, weights_sha256=file_digest(weights, "sha256") if weights else None,
-                    features=bb["name"] if features else None, lr=lr, alpha=float(alpha),
-                    max_iter=max_iter, lr_policy=netgen.SOLVER_DEFAULTS["lr_policy"],
-                    gamma=netgen.SOLVER_DEFAULTS["gamma"], stepsize=stepsize, batch=batch, seed=seed,
-                    shuffle=bool(shuffle), train_split=split_folder.split_key(os.path.join(data_dir, "train")),
-                    backbone_lr_mult=float(backbone_lr_mult), init_fch=None, feature_norm=bool(feature_norm),
-                    similar_weight=similar_weight if similar_weight == "balanced" else float(similar_weight),
+                    features=bb["name"] if features else None, lr=s.lr, alpha=s.alpha,
+                    max_iter=sched.max_iter, lr_policy=netgen.SOLVER_DEFAULTS["lr_policy"],
+                    gamma=netgen.SOLVER_DEFAULTS["gamma"], stepsize=sched.stepsize, batch=s.batch, seed=s.seed,
+                    shuffle=s.shuffle, train_split=split_folder.split_key(os.path.join(data_dir, "train")),
+                    backbone_lr_mult=s.backbone_lr_mult, init_fch=None, feature_norm=s.feature_norm,
+                    similar_weight=s.similar_weight,
                     mean=[float(v) for v in transform["mean"]], scale=float(transform["scale"]),
-                    **{"lambda": 0.0 if variant == "dhn-q" else float(lambda_)})
-    if init_fch:
+                    **{"lambda": s.lambda_})
+    if s.init_fch:
         if features:
             raise TrainError("--init-fch starts a fine-tuning run from a frozen run's fch; this run is frozen itself")
-        identity["init_fch"] = file_digest(run_folder.final_model(init_fch), "sha256")
+        identity["init_fch"] = file_digest(run_folder.final_model(s.init_fch), "sha256")
     identity = json.loads(json.dumps(identity))
     with run_folder.locked(run_dir):
-        same = run_folder.check_same_config(run_dir, identity, force_new)
-        if note and not quiet:
-            print(note, file=sys.stderr)
+        same = run_folder.check_same_config(run_dir, identity, s.force_new)
+        if sched.note and not s.quiet:
+            print(sched.note, file=sys.stderr)
         run_folder.file_results_by_database(run_dir)
         results_path = os.path.join(run_dir, run_folder.results_name(query, database))
-        done = run_folder.load_results(results_path, query, database) if same and not force else None
+        done = run_folder.load_results(results_path, query, database) if same and not s.force else None
         if done:
-            if not quiet:
+            if not s.quiet:
                 print("%s exists: the run is done (pass --force to evaluate again)" % results_path, file=sys.stderr)
             return done
-        cfg = dict(identity, snapshot=snapshot, gpu=gpu)
         # a resumed run's data layer continues its stream where the snapshot left it
         start_iter = run_folder.latest_snapshot(run_dir)[0] if same else 0
-        sol = prepare_run(run_dir, cfg, bb if (features or backbone) else None, data_dir, start_iter=start_iter)
-        config = dict(identity=identity, schedule_note=note, snapshot=snapshot, gpu=gpu,
+        sol = prepare_run(run_dir, s, sched, bb if (features or s.backbone) else None, data_dir, start_iter=start_iter)
+        config = dict(identity=identity, schedule_note=sched.note, snapshot=sched.snapshot, gpu=s.gpu,
                       weights=os.path.abspath(weights) if weights else None, data_dir=os.path.abspath(data_dir),
                       mean=list(img_bb["mean"]) if img_bb and img_bb.get("mean") else None,
                       scale=img_bb["scale"] if img_bb else None,
                       caffe=run_folder.caffe_build(), commit=run_folder.project_commit())
         write_atomic(os.path.join(run_dir, "config.json"), json.dumps(config, indent=1))
-        if init_fch:   # the backbone's weights + the frozen run's fch: what caffe train starts from
-            run_folder.warm_start(weights, init_fch, os.path.join(run_dir, "init.caffemodel"))
+        if s.init_fch:   # the backbone's weights + the frozen run's fch: what caffe train starts from
+            run_folder.warm_start(weights, s.init_fch, os.path.join(run_dir, "init.caffemodel"))
             weights = os.path.join(run_dir, "init.caffemodel")
         final = os.path.join(run_dir, "snapshots", "dhn_iter_%d.caffemodel" % sol.max_iter)
         final_state = final[:-len(".caffemodel")] + ".solverstate"
         if not (os.path.exists(final_state) and run_folder.snapshot_is_whole(final_state)):
             it, state = run_folder.latest_snapshot(run_dir)
-            if state and not quiet:
+            if state and not s.quiet:
                 print("resuming %s from iteration %d" % (run_dir, it), file=sys.stderr)
             run_caffe_train(run_dir, os.path.join(run_dir, "solver.prototxt"), sol.max_iter,
-                            weights=None if features else weights, snapshot=state, gpu=gpu, quiet=quiet)
+                            weights=None if features else weights, snapshot=state, gpu=s.gpu, quiet=s.quiet)
         plot_loss(os.path.join(run_dir, "train.log"), os.path.join(run_dir, "loss.png"))
         meta = dict(identity, lambda_=identity["lambda"], query=query, database=database,
                     caffe=config["caffe"], commit=config["commit"], run=os.path.basename(os.path.abspath(run_dir)))
-        return evaluate.evaluate_run(run_dir, dataset, bits, variant, final, data_dir, gpu=gpu, query=query,
-                            database=database, R=evaluate.DATASET_R.get(dataset), meta=meta)
+        return evaluate.evaluate_run(run_dir, dataset, bits, variant, final, data_dir, gpu=s.gpu, query=query,
+                                     database=database, R=evaluate.DATASET_R.get(dataset), meta=meta)
 
 
 def similar_weight_arg(text):
@@ -362,7 +362,7 @@ def main(argv=None):
                     help="read the training split in its stored order (Caffe's Data layer) instead of reshuffling every epoch")
     args = ap.parse_args(argv)
     try:
-        res = train(**{k: v for k, v in vars(args).items()})
+        res = run(RunSettings(**vars(args)))
     except (TrainError, DatasetError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
