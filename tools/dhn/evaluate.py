@@ -1,4 +1,5 @@
-"""Score codes and write a run's results: results.json, pr_curve.png, precision_at_n.png.
+"""Score codes and write a run's results: results.json, pr_curve.png, precision_at_n.png; and
+evaluate a trained run (evaluate_run: encode its query and database, score, write, gallery).
 
     python -m dhn.evaluate --query-codes Q.npy --query-labels QL.npy --db-codes D.npy \\
         --db-labels DL.npy --R 5000 --out runs/NAME [--real] [--dataset D --bits K --variant V]
@@ -91,10 +92,11 @@ def _plots(run_dir, doc, suffix=""):
 # ----------------------------------------------------------------------------- a trained run
 
 # MAP@R depth of each dataset's evaluation (the paper's; None: the whole database)
-DATASET_R = {"cifar10": None, "nuswide21": 5000, "flickr25k": None, "demo": None}  # None: all
+DATASET_R = {"cifar10": None, "nuswide21": 5000, "flickr25k": None, "demo": None}
 
 
 def encode_split(run_dir, weights, data_dir, split, gpu):
+    """The run's codes of one split (codes/<split>.npy, written holding the codes folder's lock)."""
     crop, mean, scale = run_folder.data_transform(os.path.join(run_dir, "train.prototxt"))
     db = "images" if crop else "features"     # crop None: a frozen-feature run
     with runlock.hold(os.path.join(run_dir, "codes")):    # as `dhn.encode --out` into it takes it
@@ -118,7 +120,7 @@ def evaluate_run(run_dir, dataset, bits, variant, weights, data_dir, gpu=None, q
     results = evaluate_codes(zq, lq, zd, ld, R=R, binary=(variant != "dhn-b"))
     name = run_folder.results_name(query, database)
     doc = write_results(run_dir, results, dict(meta or {}, dataset=dataset, bits=bits, variant=variant,
-                                                        weights=os.path.relpath(weights, run_dir)), name)
+                                               weights=os.path.relpath(weights, run_dir)), name)
     gallery.write_gallery(run_dir, results=name)     # what the codes retrieve, for a seeded sample of queries
     return doc
 

@@ -268,14 +268,21 @@ def locked(run_dir):
         raise TrainError(str(e)) from None
 
 
+def _read_results(path):
+    """The results document at path; None when there is none or it does not parse."""
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
 def file_results_by_database(run_dir):
     """A results.json written before results were filed per database (results_name) may
     hold another database's results: it moves to that database's name, where nothing overwrites it."""
     path = os.path.join(run_dir, "results.json")
-    try:
-        with open(path) as fh:
-            doc = json.load(fh)
-    except (OSError, ValueError):
+    doc = _read_results(path)
+    if doc is None:
         return
     name = results_name(doc.get("query", "query"), doc.get("database", "database"))
     if name != "results.json" and not os.path.exists(os.path.join(run_dir, name)):
@@ -284,9 +291,7 @@ def file_results_by_database(run_dir):
 
 def load_results(path, query, database):
     """The results document at path if it holds this query and database's results, else None."""
-    try:
-        with open(path) as fh:
-            doc = json.load(fh)
-    except (OSError, ValueError):
+    doc = _read_results(path)
+    if doc is None:
         return None
     return doc if (doc.get("query", "query"), doc.get("database", "database")) == (query, database) else None
