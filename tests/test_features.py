@@ -74,7 +74,8 @@ def test_frozen_run_trains_on_features_and_beats_random(setup):
     res = train.train("demo", 16, "dhn", features=True, backbone=setup["spec"], weights=setup["model"],
                       mean=(128, 128, 128), scale=1 / 128, data_dir=setup["features"], run_dir=run, iters=300,
                       quiet=True)
-    assert (res["lr"], res["lambda"], res["alpha"], res["similar_weight"]) == (1e-2, 0.1, 10 / 16, "balanced")
+    # 16 bits: λ of the nearest measured length (12)
+    assert (res["lr"], res["lambda"], res["alpha"], res["similar_weight"]) == (2.5e-3, 1.0, 10 / 16, "balanced")
     lq = split_folder.read_split_labels(os.path.join(setup["data"], "query"))
     ld = split_folder.read_split_labels(os.path.join(setup["data"], "database"))
     assert res["map"] > demo.random_ranking_map(lq, ld) + 0.1
@@ -83,7 +84,7 @@ def test_frozen_run_trains_on_features_and_beats_random(setup):
     # the report labels it by the backbone its features came from, as test_report's FROZEN fixture
     rows = [line for line in report.tables(report.load_runs(setup["root"])).splitlines() if line.startswith("| DHN —")]
     assert rows == ["| DHN — backbone smallnet:feat, frozen features, 300 iterations, α 10/K, balanced pairs, "
-                    "lr 0.01, λ 0.1 | %.3f |" % res["map"]]
+                    "lr 0.0025, λ 1 | %.3f |" % res["map"]]
     net = open(os.path.join(run, "train.prototxt")).read()
     assert "dhn_data" in net and "fch_bn" in net and "Convolution" not in net     # no backbone in the net
     assert r"{\'alpha\': 0.625, \'similar_weight\': \'balanced\'}" in net

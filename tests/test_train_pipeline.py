@@ -155,13 +155,15 @@ def test_sweep_picks_the_best_validation_map(demo_data, tmp_path):
     grid = json.load(open(tmp_path / "sweep" / "grid.json"))
     assert grid["choice"] == best
     assert (tmp_path / "sweep" / "grid.png").exists() and (tmp_path / "sweep" / "grid.csv").exists()
-    # the validation queries come out of the training split, never out of query/database
-    val = split_folder.check_split(os.path.join(demo_data, "sweep", "val"))
-    fit = split_folder.check_split(os.path.join(demo_data, "sweep", "train"))
-    assert val["count"] + fit["count"] == split_folder.check_split(os.path.join(demo_data, "train"))["count"]
-    val_idx = np.loadtxt(os.path.join(demo_data, "sweep", "val", "records.txt"), dtype=int)
-    fit_idx = np.loadtxt(os.path.join(demo_data, "sweep", "train", "records.txt"), dtype=int)
-    assert not set(val_idx) & set(fit_idx)
+    # the validation queries and their database come out of the training split, never out of
+    # query/database, and the validation database is not what the head trains on
+    parts = ("train", "val", "val_database")
+    counts = [split_folder.check_split(os.path.join(demo_data, "sweep", p))["count"] for p in parts]
+    assert sum(counts) == split_folder.check_split(os.path.join(demo_data, "train"))["count"] and counts[1] > 0
+    idx = [set(np.loadtxt(os.path.join(demo_data, "sweep", p, "records.txt"), dtype=int)) for p in parts]
+    assert not (idx[0] & idx[1] or idx[0] & idx[2] or idx[1] & idx[2])
+    for row in rows:   # scored on the held-out database
+        assert os.path.exists(tmp_path / "sweep" / ("lr%g-lambda1" % row["lr"]) / "results-val-vs-val_database.json")
 
 
 

@@ -324,8 +324,9 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, help="base lr (default: %g, the authors'; %g with --features, %g with --backbone)"
                     % (netgen.DEFAULT_LR, netgen.HEAD_DEFAULTS["lr"], netgen.FINETUNE_LR))
     ap.add_argument("--lambda", dest="lambda_", type=float,
-                    help="the paper's λ (default: %g; %g with --backbone or --features)"
-                         % (netgen.DEFAULT_LAMBDA, netgen.HEAD_DEFAULTS["lambda_"]))
+                    help="the paper's λ (default: %g; with --backbone or --features %s)"
+                         % (netgen.DEFAULT_LAMBDA, ", ".join("%g at %d bits" % (v, k) for k, v in
+                                                             sorted(netgen.HEAD_DEFAULTS["lambda_"].items()))))
     ap.add_argument("--iters", type=int, help="max_iter (default: the solver's)")
     ap.add_argument("--gpu", type=int, help="GPU id (needs a CUDA build: make setup CUDA=1)")
     ap.add_argument("--weights", help="pretrained caffemodel (default weights/bvlc_alexnet.caffemodel)")
