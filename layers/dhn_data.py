@@ -32,22 +32,8 @@ import caffe
 import lmdb
 import numpy as np
 from caffe.proto import caffe_pb2
-
-KEY_FORMAT = "%08d"
-
-
-def datum_array(datum):
-    """C×H×W array of a Datum: uint8 for images (encoded ones decoded to BGR with OpenCV, as
-    Caffe's Data layer does), float32 for float_data (feature records)."""
-    if datum.encoded:
-        import cv2  # only encoded records need OpenCV (the GPU bundle has none)
-        img = cv2.imdecode(np.frombuffer(datum.data, np.uint8), cv2.IMREAD_COLOR)
-        if img is None:
-            raise ValueError("an encoded Datum does not decode as an image")
-        return img.transpose(2, 0, 1)
-    if datum.data:
-        return np.frombuffer(datum.data, np.uint8).reshape(datum.channels, datum.height, datum.width)
-    return np.asarray(datum.float_data, np.float32).reshape(datum.channels, datum.height, datum.width)
+from dhn.lmdb_io import KEY_FORMAT, datum_array   # the project's one Datum decoder (tools/ is on PYTHONPATH)
+from dhn.netgen import SEED
 
 
 def _fail(msg):
@@ -83,7 +69,7 @@ class EpochOrder:
 
 class ShuffledData(caffe.Layer):
     """Tops: data (B×C×crop×crop, or B×D×1×1 features) and label (B×C×1×1)."""
-    defaults = {"source": "", "batch_size": 64, "seed": 1234, "crop_size": 0, "mirror": False,
+    defaults = {"source": "", "batch_size": 64, "seed": SEED, "crop_size": 0, "mirror": False,
                 "mean": [0.0, 0.0, 0.0], "scale": 1.0, "shuffle": True, "start_iter": 0}
 
     def setup(self, bottom, top):

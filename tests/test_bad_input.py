@@ -125,10 +125,10 @@ def case_lmdb_header(d, m):
 
 def case_feature_key(d, m):
     """The issue's case: a byte of a feature record's key, among the records the subset copies."""
-    from dhn import convert
+    from dhn import convert, split_folder
     copy(m, "features", os.path.join(d, "features"))
     split = os.path.join(d, "features", "database")
-    first = convert.class_balanced_positions(convert.read_split_labels(split), 2, 0)[0]
+    first = convert.class_balanced_positions(split_folder.read_split_labels(split), 2, 0)[0]
     flip(os.path.join(split, "features", "data.mdb"), record_offset(os.path.join(split, "features"), first))
 
 

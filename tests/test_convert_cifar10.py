@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import datagen
-from dhn import convert, lmdb_io
+from dhn import convert, lmdb_io, split_folder
 from dhn.datasets import DatasetError, download_cifar10
 
 # 24 records: train / query / database by record index (the real split needs 60,000).
@@ -37,7 +37,7 @@ def check_split_exact(split_dir, cifar, size, tol=0):
         np.testing.assert_array_equal(images, want.astype(np.float32))
     np.testing.assert_array_equal(cls, cifar["labels"][records])
     np.testing.assert_array_equal(vectors, np.eye(10)[cifar["labels"][records]])
-    np.testing.assert_array_equal(convert.read_split_labels(split_dir), np.eye(10)[cifar["labels"][records]])
+    np.testing.assert_array_equal(split_folder.read_split_labels(split_dir), np.eye(10)[cifar["labels"][records]])
     return records
 
 
@@ -103,7 +103,7 @@ def test_interrupted_run_leaves_nothing_that_looks_finished_and_resumes(tmp_path
     calls.clear()
     convert.build_splits(out, "toy", split, labels, lambda i: (images[i], None), size=8, progress=False)
     assert sorted(os.listdir(out)) == ["database", "query", "train"]
-    assert convert.read_split_labels(os.path.join(out, "database")).tolist() == labels[8:].tolist()
+    assert split_folder.read_split_labels(os.path.join(out, "database")).tolist() == labels[8:].tolist()
 
 
 def test_stale_tmp_of_a_dead_run_is_removed(cifar, tmp_path):
@@ -124,7 +124,7 @@ def test_download_from_url_checks_md5(cifar, tmp_path):
     dirs = convert.convert_cifar10(None, str(tmp_path / "lmdb"), download=True, download_dir=str(tmp_path / "d2"),
                                    url=url, expected_md5=cifar["md5"], split_indices={"query": [3]}, size=32,
                                    progress=False)
-    assert convert.read_split_labels(dirs["query"]).argmax(1).tolist() == [cifar["labels"][3]]
+    assert split_folder.read_split_labels(dirs["query"]).argmax(1).tolist() == [cifar["labels"][3]]
 
 
 def test_default_split_needs_the_official_60000(cifar, tmp_path):

@@ -6,7 +6,7 @@ import lmdb
 import pytest
 
 import datagen
-from dhn import convert
+from dhn import convert, split_folder
 from dhn.datasets import CIFAR10_MD5, DatasetError
 
 SPLIT = {"train": [0, 1, 2], "query": [3], "database": [4, 5]}
@@ -120,11 +120,11 @@ def test_images_and_labels_of_different_lengths_on_read_back(listed):
     dirs = convert_listed(listed)
     with lmdb.open(os.path.join(dirs["train"], "labels"), map_size=1 << 30) as env, env.begin(write=True) as txn:
         txn.delete(b"%08d" % 2)
-    for fn in (convert.check_split, convert.read_split_labels):
+    for fn in (split_folder.check_split, split_folder.read_split_labels):
         raises_one_line(r"train: images/ holds 3 records but labels/ holds 2", fn, dirs["train"])
     # ...and a re-run notices the damage and rebuilds that split.
     convert_listed(listed)
-    assert convert.read_split_labels(dirs["train"]).shape == (3, 21)
+    assert split_folder.read_split_labels(dirs["train"]).shape == (3, 21)
 
 
 def test_cli_prints_one_error_line_and_exits_2(listed, capsys):

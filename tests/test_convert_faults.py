@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import datagen
-from dhn import convert
+from dhn import convert, split_folder
 from dhn.datasets import DatasetError
 
 SPLIT = {"train": [0, 1, 2], "query": [3], "database": [4, 5]}
@@ -29,7 +29,7 @@ def state(out):
     """{split: (inode of its manifest.json, size it was converted at)} and the folder's listing."""
     splits = {}
     for name in SPLIT:
-        manifest = convert.check_split(os.path.join(out, name))   # whole
+        manifest = split_folder.check_split(os.path.join(out, name))   # whole
         splits[name] = (os.stat(os.path.join(out, name, "manifest.json")).st_ino, manifest["image_size"])
     return splits, sorted(os.listdir(out))
 

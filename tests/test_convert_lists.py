@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import datagen
-from dhn import convert
+from dhn import convert, split_folder
 from dhn.datasets import write_split_files
 
 
@@ -19,7 +19,7 @@ def check_exact(split_dir, images, labels, size):
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(cls, np.zeros(n))                 # multi-label: Datum.label 0
     np.testing.assert_array_equal(vectors, labels[records])
-    np.testing.assert_array_equal(convert.read_split_labels(split_dir), labels[records])
+    np.testing.assert_array_equal(split_folder.read_split_labels(split_dir), labels[records])
     return records
 
 
@@ -51,7 +51,7 @@ def test_demo_call_small_pngs_without_resize(tmp_path):
                                 progress=False)
     assert sorted(os.listdir(tmp_path / "out")) == ["database", "query", "train", "val"]
     check_exact(dirs["train"], images, labels, 32)
-    assert convert.read_split_labels(dirs["val"]).shape == (0, 4)
+    assert split_folder.read_split_labels(dirs["val"]).shape == (0, 4)
 
 
 def test_split_from_committed_style_rule_and_cli(tmp_path, capsys):

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from dhn import baselines, convert, demo, encode, features, lmdb_io, report, search, train
+from dhn import baselines, demo, encode, features, lmdb_io, report, run_folder, search, split_folder, train
 import datagen
 
 
@@ -43,8 +43,8 @@ def test_features_are_the_backbones_test_phase_output(setup):
     net.forward()
     np.testing.assert_allclose(feats, net.blobs["feat"].data.reshape(40, -1), rtol=1e-5, atol=1e-6)
     # labels and record order copied from the image split
-    np.testing.assert_array_equal(convert.read_split_labels(os.path.join(setup["features"], "query")),
-                                  convert.read_split_labels(os.path.join(setup["data"], "query")))
+    np.testing.assert_array_equal(split_folder.read_split_labels(os.path.join(setup["features"], "query")),
+                                  split_folder.read_split_labels(os.path.join(setup["data"], "query")))
     assert open(os.path.join(setup["features"], "query", "records.txt")).read() == \
         open(os.path.join(setup["data"], "query", "records.txt")).read()
     m = json.load(open(os.path.join(setup["features"], "query", "manifest.json")))
@@ -76,8 +76,8 @@ def test_frozen_run_trains_on_features_and_beats_random(setup):
                       quiet=True)
     # 16 bits: λ of the nearest measured length (12)
     assert (res["lr"], res["lambda"], res["alpha"], res["similar_weight"]) == (2.5e-3, 1.0, 10 / 16, "balanced")
-    lq = convert.read_split_labels(os.path.join(setup["data"], "query"))
-    ld = convert.read_split_labels(os.path.join(setup["data"], "database"))
+    lq = split_folder.read_split_labels(os.path.join(setup["data"], "query"))
+    ld = split_folder.read_split_labels(os.path.join(setup["data"], "database"))
     assert res["map"] > demo.random_ranking_map(lq, ld) + 0.1
     assert res["mode"] == "frozen features" and res["feature_norm"] is True
     assert res["features"] == "smallnet-feat-mean128,128,128-scale0.0078125"    # features.transform_suffix
@@ -101,7 +101,7 @@ def test_missing_weights_and_features_are_clear_errors(setup, tmp_path):
     with pytest.raises(features.FeatureError, match="pretrained caffemodel is missing"):
         features.extract("demo", ("query",), setup["spec"], str(tmp_path / "none.caffemodel"),
                          data_dir=setup["data"], out=str(tmp_path / "f"), progress=False)
-    with pytest.raises(train.TrainError, match=r"no features for smallnet-feat: run `make features"):
+    with pytest.raises(run_folder.TrainError, match=r"no features for smallnet-feat: run `make features"):
         train.train("demo", 16, "dhn", features=True, backbone=setup["spec"], weights=setup["model"],
                     run_dir=str(tmp_path / "r"), quiet=True)
 
@@ -110,8 +110,8 @@ def test_baselines_with_the_linear_probe(setup):
     """LSH, cosine and the linear probe on the same features; the probe, trained on the training
     features' labels, ranks far better than chance and is deterministic."""
     res = baselines.run(setup["features"], bits=(16,), seeds=(0,))
-    lq = convert.read_split_labels(os.path.join(setup["data"], "query"))
-    ld = convert.read_split_labels(os.path.join(setup["data"], "database"))
+    lq = split_folder.read_split_labels(os.path.join(setup["data"], "query"))
+    ld = split_folder.read_split_labels(os.path.join(setup["data"], "database"))
     assert res["probe"] > demo.random_ranking_map(lq, ld) + 0.1
     assert 0 <= res["probe_query_accuracy"] <= 1 and res["probe_setting"]["train"] == "train"
     assert baselines.run(setup["features"], bits=(16,), seeds=(0,))["probe"] == res["probe"]

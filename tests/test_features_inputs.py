@@ -5,7 +5,7 @@ import os
 import pytest
 
 import datagen
-from dhn import convert, features
+from dhn import features, split_folder
 
 
 @pytest.fixture
@@ -32,11 +32,11 @@ def test_another_mean_or_scale_goes_to_another_folder(setup):
     default = extract(setup)
     assert default == os.path.join(str(setup["root"]), "data", "demo", "features", "smallnet-feat")
     manifest = os.path.join(default, "query", "manifest.json")
-    before = (os.stat(manifest).st_ino, convert.check_split(os.path.dirname(manifest))["key"])
+    before = (os.stat(manifest).st_ino, split_folder.check_split(os.path.dirname(manifest))["key"])
     other = extract(setup, mean=(128, 128, 128), scale=1 / 128)
     assert os.path.basename(other) == "smallnet-feat-mean128,128,128-scale0.0078125"
-    assert (os.stat(manifest).st_ino, convert.check_split(os.path.dirname(manifest))["key"]) == before
-    assert convert.check_split(os.path.join(other, "query"))["key"]["backbone"]["mean"] == [128, 128, 128]
+    assert (os.stat(manifest).st_ino, split_folder.check_split(os.path.dirname(manifest))["key"]) == before
+    assert split_folder.check_split(os.path.join(other, "query"))["key"]["backbone"]["mean"] == [128, 128, 128]
     # the default mean given explicitly is the default folder
     assert extract(setup, mean=(104, 117, 123), scale=1.0) == default
     assert features.backbone_of("demo", setup["spec"], (128, 128, 128), 1 / 128, setup["model"])[2] == \

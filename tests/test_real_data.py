@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dhn import baselines, convert, demo, features, train
+from dhn import baselines, convert, demo, features, split_folder, train
 from dhn.datasets import CIFAR10_CLASS_NAMES
 import datagen
 
@@ -82,8 +82,8 @@ def test_real_images_convert_features_train_and_beat_random(real):
     assert manifests["train"]["dim"] == 1000 and manifests["train"]["count"] == 10 * TRAIN_PER_CLASS
     res = train.train("cifar10", 16, "dhn", features=True, backbone=spec, weights=weights, data_dir=fdir,
                       run_dir=os.path.join(real["root"], "run"), iters=400, lr=1e-3, lambda_=1.0, quiet=True)
-    lq = convert.read_split_labels(os.path.join(real["data"], "query"))
-    ld = convert.read_split_labels(os.path.join(real["data"], "database"))
+    lq = split_folder.read_split_labels(os.path.join(real["data"], "query"))
+    ld = split_folder.read_split_labels(os.path.join(real["data"], "database"))
     random = demo.random_ranking_map(lq, ld)
     cosine = baselines.run(fdir, bits=(16,), seeds=(0,))["cosine"]
     print("real data: frozen DHN MAP %.3f, cosine %.3f, random %.3f" % (res["map"], cosine, random))

@@ -9,7 +9,7 @@ import re
 import pytest
 
 import datagen
-from dhn import convert, report, train
+from dhn import convert, report, run_folder, train
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_another_mean_or_scale_is_another_configuration(data, tmp_path):
     assert (ident["mean"], ident["scale"]) == ([128.0, 128.0, 128.0], 1 / 128)
     for change, said in ((dict(mean=(100, 100, 100), scale=1 / 128), "mean [128.0, 128.0, 128.0] -> [100.0, 100.0, 100.0]"),
                          (dict(mean=(128, 128, 128), scale=1.0), "scale 0.0078125 -> 1.0")):
-        with pytest.raises(train.TrainError, match=re.escape("another configuration (%s)" % said)):
+        with pytest.raises(run_folder.TrainError, match=re.escape("another configuration (%s)" % said)):
             train.train("demo", 8, "dhn", **change, **kw)
     # a run recorded before mean and scale joined the identity: they come from its config's own record
     path = os.path.join(run, "config.json")
@@ -46,7 +46,7 @@ def test_another_mean_or_scale_is_another_configuration(data, tmp_path):
         del config["identity"][key]
     open(path, "w").write(json.dumps(config))
     assert train.train("demo", 8, "dhn", mean=(128, 128, 128), scale=1 / 128, **kw)["mean"] == [128.0] * 3
-    with pytest.raises(train.TrainError, match="another configuration \\(mean"):
+    with pytest.raises(run_folder.TrainError, match="another configuration \\(mean"):
         train.train("demo", 8, "dhn", mean=(100, 100, 100), scale=1 / 128, **kw)
 
 

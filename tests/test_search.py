@@ -11,7 +11,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from dhn import encode, gallery, hamming_ap, search, train
+from dhn import encode, gallery, hamming_ap, hamming_index, search, train
 import datagen
 
 
@@ -32,14 +32,14 @@ def test_scan_is_the_stable_hamming_ranking(bits, kernel, monkeypatch):
     centres = rng.choice([-1.0, 1.0], (4, bits))
     db = centres[rng.integers(0, 4, 500)] * np.where(rng.random((500, bits)) < 0.1, -1, 1)   # many ties
     q = rng.normal(size=(9, bits))
-    idx, dist = search.HammingIndex(db).scan(q, 60)
+    idx, dist = hamming_index.HammingIndex(db).scan(q, 60)
     want_idx, want_dist = brute_force(q, db, 60)
     np.testing.assert_array_equal(dist, want_dist)
     np.testing.assert_array_equal(idx, want_idx)
 
 
 def test_scan_past_the_database_pads_with_minus_one():
-    idx, dist = search.HammingIndex(np.ones((3, 8))).scan(np.ones((1, 8)), 5)
+    idx, dist = hamming_index.HammingIndex(np.ones((3, 8))).scan(np.ones((1, 8)), 5)
     assert idx.tolist() == [[0, 1, 2, -1, -1]] and dist.tolist()[0][:3] == [0, 0, 0]
 
 
@@ -52,7 +52,7 @@ def test_lookup_is_the_brute_force_ball(bits, radius):
     db = centres[rng.integers(0, 3, 400)] * np.where(rng.random((400, bits)) < 0.02, -1, 1)   # many ties
     q = centres[[0, 1, 2, 0]] * np.where(rng.random((4, bits)) < 0.02, -1, 1)
     full_idx, full_dist = brute_force(q, db, len(db))
-    found = search.HammingIndex(db).lookup(q, radius)
+    found = hamming_index.HammingIndex(db).lookup(q, radius)
     assert sum(len(i) for i, _ in found) > 4 * (radius > 0)            # not empty balls
     for (idx, dist), fi, fd in zip(found, full_idx, full_dist):
         keep = fd <= radius
@@ -66,15 +66,15 @@ def test_ivf_finds_a_subset_with_exact_distances(bits):
     centres = rng.choice([-1.0, 1.0], (8, bits))
     db = centres[rng.integers(0, 8, 4000)] * np.where(rng.random((4000, bits)) < 0.05, -1, 1)
     q = centres[rng.integers(0, 8, 6)] * np.where(rng.random((6, bits)) < 0.05, -1, 1)
-    index = search.HammingIndex(db)
+    index = hamming_index.HammingIndex(db)
     full_idx, full_dist = brute_force(q, db, len(db))
     exact_dist = brute_force(q, db, 50)[1]
-    for nprobe in (1, search.ivf_lists(len(db))):
+    for nprobe in (1, hamming_index.ivf_lists(len(db))):
         for (idx, dist), fi, fd, ed in zip(index.approximate(q, 50, nprobe), full_idx, full_dist, exact_dist):
             assert 0 < len(idx) <= 50 and len(set(idx.tolist())) == len(idx)
             np.testing.assert_array_equal(dist, fd[np.argsort(fi)][idx])                     # exact distances
             assert [(d, i) for d, i in zip(dist, idx)] == sorted(zip(dist.tolist(), idx.tolist()))   # (distance, row)
-            if nprobe == search.ivf_lists(len(db)):      # every list probed: the exact top 50's distances
+            if nprobe == hamming_index.ivf_lists(len(db)):      # every list probed: the exact top 50's distances
                 np.testing.assert_array_equal(dist, ed)
 
 
@@ -90,7 +90,7 @@ def test_index_files_are_written_reused_and_rebuilt(tmp_path):
     q = rng.normal(size=(5, 48))
 
     def use():
-        index = search.HammingIndex.open(codes_path)
+        index = hamming_index.HammingIndex.open(codes_path)
         res = index.scan(q, 100), index.lookup(q, 3), index.approximate(q, 10, 2)
         return index.files.built, res
 
@@ -140,7 +140,7 @@ def test_search_finds_a_database_image_at_distance_zero(trained):
         assert all(a["distance"] <= b["distance"] for a, b in zip(r["hits"], r["hits"][1:]))
     # the same ranking as the run's own codes give for that database row
     z = np.load(os.path.join(trained["run"], "codes", "database.npy"))
-    idx, _ = search.HammingIndex(z).scan(z[3:4], 60)
+    idx, _ = hamming_index.HammingIndex(z).scan(z[3:4], 60)
     assert [h["row"] for h in res[0]["hits"]] == idx[0].tolist()
 
 

@@ -12,7 +12,7 @@ import caffe
 import numpy as np
 import pytest
 
-from dhn import lmdb_io, netgen, train
+from dhn import lmdb_io, netgen, run_folder
 
 ROOT = os.environ["DHN_ROOT"]
 CAFFE = os.path.join(ROOT, "tools", "caffe")
@@ -94,7 +94,7 @@ def test_resume_from_snapshot_equals_straight_run(tmp_path):
     halves = tmp_path / "halves"
     halves.mkdir()
     caffe_train(write_net_and_solver(halves, net, name="first", max_iter=n_half, **args))
-    it, state = train.latest_snapshot(str(halves), subdir="snap")
+    it, state = run_folder.latest_snapshot(str(halves), subdir="snap")
     assert it == n_half
     resumed = netgen.train_net("demo", 8, "dhn", start_iter=it, **kw)
     caffe_train(write_net_and_solver(halves, resumed, name="second", max_iter=2 * n_half, **args), "-snapshot", state)
@@ -197,6 +197,6 @@ def test_encoding_uses_the_training_transform(tmp_path, dataset):
     net = tmp_path / "train.prototxt"
     net.write_text(str(netgen.train_net(dataset, 12, "dhn")))
     bb = netgen.BACKBONES[netgen.DATASETS[dataset]["backbone"]]
-    crop, mean, scale = train.data_transform(str(net))
+    crop, mean, scale = run_folder.data_transform(str(net))
     assert (crop, mean) == (bb["crop"], tuple(float(m) for m in bb["mean"]))
     assert scale == pytest.approx(bb["scale"])

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from dhn import convert, demo, sweep, train
+from dhn import demo, run_folder, split_folder, sweep, train
 import datagen
 import procs
 
@@ -29,8 +29,8 @@ def demo_data(tmp_path_factory):
 def test_trained_codes_beat_random_ranking(demo_data, tmp_path):
     run = str(tmp_path / "run")
     res = train.train("demo", 16, "dhn", iters=300, data_dir=demo_data, run_dir=run, quiet=True)
-    lq = convert.read_split_labels(os.path.join(demo_data, "query"))
-    ld = convert.read_split_labels(os.path.join(demo_data, "database"))
+    lq = split_folder.read_split_labels(os.path.join(demo_data, "query"))
+    ld = split_folder.read_split_labels(os.path.join(demo_data, "database"))
     baseline = demo.random_ranking_map(lq, ld)
     print("MAP %.3f vs random %.3f" % (res["map"], baseline))
     assert res["map"] > baseline + 0.1
@@ -60,8 +60,8 @@ def test_dhn_b_ranks_real_valued_codes(demo_data, tmp_path):
     assert res["ranking"] == "inner_product"
     saved = json.load(open(run / "results.json"))
     zq, zd = np.load(run / "codes" / "query.npy"), np.load(run / "codes" / "database.npy")
-    lq = convert.read_split_labels(os.path.join(demo_data, "query")).astype(np.int64)
-    ld = convert.read_split_labels(os.path.join(demo_data, "database")).astype(np.int64)
+    lq = split_folder.read_split_labels(os.path.join(demo_data, "query")).astype(np.int64)
+    ld = split_folder.read_split_labels(os.path.join(demo_data, "database")).astype(np.int64)
     real = brute_force_aps(zq.astype(np.float64) @ zd.astype(np.float64).T, lq, ld, saved["R"])
     sq, sd = np.where(zq >= 0, 1.0, -1.0), np.where(zd >= 0, 1.0, -1.0)
     sign = brute_force_aps(sq @ sd.T, lq, ld, saved["R"])      # inner product of ±1 codes: Hamming order
@@ -97,7 +97,7 @@ def test_killed_run_resumes_from_its_snapshot(demo_data, tmp_path):
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.time() + 600   # the first snapshot (iteration 100) comes in seconds, unless the machine is busy
-        while not train.latest_snapshot(str(run))[0] and proc.poll() is None:
+        while not run_folder.latest_snapshot(str(run))[0] and proc.poll() is None:
             assert time.time() < deadline, "no snapshot after 600 s:\n" + first_log.read_text()[-2000:]
             time.sleep(0.2)
         assert proc.poll() is None, "the run ended before it was killed:\n" + first_log.read_text()[-2000:]
@@ -112,7 +112,7 @@ def test_killed_run_resumes_from_its_snapshot(demo_data, tmp_path):
         assert time.time() < deadline, "the killed run's caffe still runs after 60 s"
         time.sleep(0.1)
     assert not (run / "results.json").exists()
-    it, _ = train.latest_snapshot(str(run))
+    it, _ = run_folder.latest_snapshot(str(run))
     assert 0 < it < 400, ("the kill came after the last snapshot (iteration %d): the run went from its first "
                           "snapshot to its last before this test saw the first" % it)
     out = procs.run(cmd, timeout=1800)
@@ -130,21 +130,21 @@ def test_a_truncated_snapshot_is_not_resumed(demo_data, tmp_path):
     data = open(newest, "rb").read()
     with open(newest, "wb") as fh:
         fh.write(data[: len(data) // 2])
-    assert train.latest_snapshot(run) == (30, os.path.join(run, "snapshots", "dhn_iter_30.solverstate"))
+    assert run_folder.latest_snapshot(run) == (30, os.path.join(run, "snapshots", "dhn_iter_30.solverstate"))
 
 
 def test_diverging_loss_is_a_clear_error(demo_data, tmp_path):
-    with pytest.raises(train.TrainError, match="diverged .* lower --lr"):
+    with pytest.raises(run_folder.TrainError, match="diverged .* lower --lr"):
         train.train("demo", 8, "dhn", lr=1e6, iters=50, data_dir=demo_data, run_dir=str(tmp_path / "r"), quiet=True)
     assert not (tmp_path / "r" / "results.json").exists()
 
 
 def test_missing_inputs_are_clear_errors(demo_data, tmp_path):
-    with pytest.raises(train.TrainError, match="bvlc_alexnet.caffemodel.*make weights"):
+    with pytest.raises(run_folder.TrainError, match="bvlc_alexnet.caffemodel.*make weights"):
         # cifar10's nets start from ImageNet AlexNet; the demo's data stands in for its LMDBs
         train.train("cifar10", 12, "dhn", data_dir=demo_data, run_dir=str(tmp_path / "c"),
                     weights=str(tmp_path / "bvlc_alexnet.caffemodel"))
-    with pytest.raises(train.TrainError, match="no converted train split; run `make data DATASET=demo`"):
+    with pytest.raises(run_folder.TrainError, match="no converted train split; run `make data DATASET=demo`"):
         train.train("demo", 8, "dhn", data_dir=str(tmp_path / "nothing"), run_dir=str(tmp_path / "d"))
 
 
@@ -158,8 +158,8 @@ def test_sweep_picks_the_best_validation_map(demo_data, tmp_path):
     # the validation queries and their database come out of the training split, never out of
     # query/database, and the validation database is not what the head trains on
     parts = ("train", "val", "val_database")
-    counts = [convert.check_split(os.path.join(demo_data, "sweep", p))["count"] for p in parts]
-    assert sum(counts) == convert.check_split(os.path.join(demo_data, "train"))["count"] and counts[1] > 0
+    counts = [split_folder.check_split(os.path.join(demo_data, "sweep", p))["count"] for p in parts]
+    assert sum(counts) == split_folder.check_split(os.path.join(demo_data, "train"))["count"] and counts[1] > 0
     idx = [set(np.loadtxt(os.path.join(demo_data, "sweep", p, "records.txt"), dtype=int)) for p in parts]
     assert not (idx[0] & idx[1] or idx[0] & idx[2] or idx[1] & idx[2])
     for row in rows:   # scored on the held-out database
@@ -209,14 +209,14 @@ def test_foreign_backbone_errors_name_the_file(foreign_model, tmp_path, spec, me
 def test_foreign_backbone_trains_from_its_caffemodel(demo_data, tmp_path, foreign_model):
     import caffe
     deploy, model, params = foreign_model
-    with pytest.raises(train.TrainError, match="needs its caffemodel"):
+    with pytest.raises(run_folder.TrainError, match="needs its caffemodel"):
         train.train("demo", 8, "dhn", iters=2, data_dir=demo_data, run_dir=str(tmp_path / "x"),
                     backbone=deploy + ":feat")
     run = tmp_path / "run"
     res = train.train("demo", 8, "dhn", iters=300, data_dir=demo_data, run_dir=str(run), quiet=True,
                       backbone=deploy + ":feat", weights=model, mean=(128, 128, 128), scale=1 / 128)
-    lq = convert.read_split_labels(os.path.join(demo_data, "query"))
-    ld = convert.read_split_labels(os.path.join(demo_data, "database"))
+    lq = split_folder.read_split_labels(os.path.join(demo_data, "query"))
+    ld = split_folder.read_split_labels(os.path.join(demo_data, "database"))
     assert res["map"] > demo.random_ranking_map(lq, ld) + 0.1
     # caffe train -weights copied the kept layers by name and skipped the cut-off head
     log = (run / "train.log").read_text()
@@ -262,13 +262,13 @@ def test_a_hung_caffe_train_is_stopped_at_the_time_limit(tmp_path, monkeypatch):
     run = tmp_path / "run"
     run.mkdir()
     t0 = time.time()
-    with pytest.raises(train.TrainError) as info:
+    with pytest.raises(run_folder.TrainError) as info:
         train.run_caffe_train(str(run), "solver.prototxt", 10, quiet=True)
     assert time.time() - t0 < 60
     assert re.fullmatch(r"caffe train ran past DHN_TRAIN_TIMEOUT=2 s and was stopped near iteration 0, see .*train\.log: "
                         r"raise or unset the limit; the run resumes from its last snapshot", str(info.value))
     monkeypatch.setenv("DHN_TRAIN_TIMEOUT", "soon")
-    with pytest.raises(train.TrainError, match="DHN_TRAIN_TIMEOUT='soon': give seconds"):
+    with pytest.raises(run_folder.TrainError, match="DHN_TRAIN_TIMEOUT='soon': give seconds"):
         train.run_caffe_train(str(run), "solver.prototxt", 10, quiet=True)
 
 
@@ -287,12 +287,12 @@ def test_a_run_folder_is_one_configuration(demo_data, tmp_path, capsys):
     assert train.train("demo", 8, "dhn", iters=40, **kw)["map"] == first["map"]
     # another lr, λ or iteration count: refused in one line, nothing touched
     for change in (dict(lr=1e-3), dict(lambda_=0.5), dict(iters=60), dict(seed=7)):
-        with pytest.raises(train.TrainError) as info:
+        with pytest.raises(run_folder.TrainError) as info:
             train.train("demo", 8, "dhn", **dict(dict(iters=40), **change), **kw)
         msg = str(info.value)
         assert "holds a run of another configuration" in msg and "--force-new" in msg and "\n" not in msg
     assert json.load(open(os.path.join(run, "config.json"))) == config
-    with pytest.raises(train.TrainError, match=r"lr 0\.01 -> 0\.001"):
+    with pytest.raises(run_folder.TrainError, match=r"lr 0\.01 -> 0\.001"):
         train.train("demo", 8, "dhn", lr=1e-3, iters=40, **kw)
     # --force-new starts it over under the new settings
     res = train.train("demo", 8, "dhn", lr=1e-3, iters=40, force_new=True, **kw)

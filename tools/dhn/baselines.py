@@ -21,12 +21,14 @@ import sys
 
 import numpy as np
 
-from dhn import convert, lmdb_io, metrics
+from dhn import lmdb_io, metrics, split_folder
+from dhn.atomic import write_atomic
+from dhn.datasets import DatasetError
 
 
 def read_features(split_dir):
-    """N×D float32 features of a features split, in record order (after convert.check_split)."""
-    manifest = convert.check_split(split_dir)
+    """N×D float32 features of a features split, in record order (after split_folder.check_split)."""
+    manifest = split_folder.check_split(split_dir)
     feats = np.empty((manifest["count"], manifest["dim"]), np.float32)
     for i, datum in enumerate(lmdb_io.read(os.path.join(split_dir, "features"))):
         feats[i] = lmdb_io.datum_array(datum).reshape(-1)
@@ -88,10 +90,10 @@ def run(features_dir, bits=(12, 24, 32, 48), seeds=(0, 1, 2), query="query", dat
     """{"lsh": {bits: [MAP per seed]}, "cosine": MAP, "probe": MAP, ...} on the features of query vs
     database (the probe trained on the ``train`` split's)."""
     fq, fd = read_features(os.path.join(features_dir, query)), read_features(os.path.join(features_dir, database))
-    lq = convert.read_split_labels(os.path.join(features_dir, query))
-    ld = convert.read_split_labels(os.path.join(features_dir, database))
-    ft, lt = read_features(os.path.join(features_dir, train)), convert.read_split_labels(os.path.join(features_dir, train))
-    out = {"dataset": convert.check_split(os.path.join(features_dir, query))["dataset"],
+    lq = split_folder.read_split_labels(os.path.join(features_dir, query))
+    ld = split_folder.read_split_labels(os.path.join(features_dir, database))
+    ft, lt = read_features(os.path.join(features_dir, train)), split_folder.read_split_labels(os.path.join(features_dir, train))
+    out = {"dataset": split_folder.check_split(os.path.join(features_dir, query))["dataset"],
            "features": os.path.abspath(features_dir), "query": query, "database": database,
            "n_query": len(fq), "n_database": len(fd), "R": R, "seeds": list(seeds), "lsh": {}}
     for k in bits:
@@ -120,16 +122,14 @@ def main(argv=None):
     try:
         res = run(args.features_dir, tuple(int(b) for b in args.bits.split(",")),
                   tuple(int(s) for s in args.seeds.split(",")), args.query, args.database, args.R)
-    except (convert.DatasetError, ValueError) as e:
+    except (DatasetError, ValueError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
     root = os.environ.get("DHN_ROOT", ".")
     out = args.out or os.path.join(root, "runs", "baselines-%s-%s" % (os.path.basename(os.path.normpath(args.features_dir)),
                                                                        args.database))
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "baselines.json.tmp"), "w") as fh:
-        json.dump(res, fh, indent=1)
-    os.replace(os.path.join(out, "baselines.json.tmp"), os.path.join(out, "baselines.json"))
+    write_atomic(os.path.join(out, "baselines.json"), json.dumps(res, indent=1))
     for k, maps in res["lsh"].items():
         print("LSH %s bits: MAP %.4f ± %.4f (%d seeds)" % (k, np.mean(maps), np.std(maps, ddof=1) if len(maps) > 1 else 0,
                                                            len(maps)))

@@ -51,10 +51,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from dhn import lmdb_io
+from dhn import lmdb_io, split_folder
 from dhn.datasets import (CIFAR10_FOLDER_COUNTS, CIFAR10_MD5, CIFAR10_URL, NUM_LABELS, SPLIT_ORDER, DatasetError,
                           check_split_indices, dataset_dir, download_cifar10, file_digest, find_cifar10,
-                          load_cifar10, load_split_spec, read_json, read_list, read_split_files, split_from_spec)
+                          load_cifar10, load_split_spec, read_list, read_split_files, split_from_spec)
 
 ENCODINGS = {"raw": None, "png": "png", "jpg": "jpg"}
 DEFAULT_ENCODING = "png"
@@ -108,58 +108,13 @@ def _jsonable(obj):
     return json.loads(json.dumps(obj))
 
 
-def check_split(split_dir):
-    """The manifest of a finished split, after checking that its images and labels LMDBs
-    hold the same number of records (the manifest's count). DatasetError otherwise."""
-    mpath = os.path.join(split_dir, "manifest.json")
-    if not os.path.isfile(mpath):
-        raise DatasetError("%s: not a finished conversion (no manifest.json): run python -m dhn.convert"
-                           % split_dir)
-    manifest = read_json(mpath, "delete %s and build it again (make data, or make features for a features split)"
-                         % split_dir)
-    if not isinstance(manifest, dict) or not manifest.get("complete"):
-        raise DatasetError("%s: conversion not complete: delete it and convert again" % mpath)
-    counts = {}
-    dbs = manifest.get("databases", ["images", "labels"])   # a features split (dhn.features): features, labels
-    for db in dbs:
-        path = os.path.join(split_dir, db)
-        if not os.path.isfile(os.path.join(path, "data.mdb")):
-            raise DatasetError("%s: missing LMDB: delete %s and convert again" % (path, split_dir))
-        counts[db] = lmdb_io.count(path)
-    if counts[dbs[0]] != counts["labels"]:
-        raise DatasetError("%s: %s/ holds %d records but labels/ holds %d: the conversion is damaged; "
-                           "delete %s and convert again" % (split_dir, dbs[0], counts[dbs[0]], counts["labels"], split_dir))
-    if counts[dbs[0]] != manifest["count"]:
-        raise DatasetError("%s: %d records but manifest.json says %d: delete %s and convert again"
-                           % (split_dir, counts[dbs[0]], manifest["count"], split_dir))
-    return manifest
-
-
-def read_split_labels(split_dir):
-    """N×C uint8 0/1 label matrix of a converted split, in record order (after check_split)."""
-    manifest = check_split(split_dir)
-    c = manifest["num_labels"]
-    out = np.zeros((manifest["count"], c), np.uint8)
-    n = 0
-    for n, datum in enumerate(lmdb_io.read(os.path.join(split_dir, "labels")), 1):
-        vec = lmdb_io.datum_array(datum).reshape(-1)
-        if vec.size != c:
-            raise DatasetError("%s: record %d has %d labels, manifest says %d" % (split_dir, n - 1, vec.size, c))
-        if vec.max() > 1:
-            raise lmdb_io.damaged(os.path.join(split_dir, "labels"), "record %d holds a label other than 0 or 1" % (n - 1))
-        out[n - 1] = vec
-    if n != manifest["count"]:
-        raise DatasetError("%s: read %d label records, expected %d" % (split_dir, n, manifest["count"]))
-    return out
-
-
 def subset_split(src_dir, out_dir, positions, name, seed=0, shuffle=False):
     """A split holding the records of the finished split src_dir at ``positions`` (record
     positions in src_dir, written in sorted order, or in a RandomState(seed) permutation with
     shuffle), every LMDB of it (images or features, labels) copied record for record, no
     re-encoding. What `make sweep` carves and what a stated database subset is made of. Written
     under a temporary name and renamed; a finished one with the same request is kept."""
-    src = check_split(src_dir)
+    src = split_folder.check_split(src_dir)
     positions = np.sort(np.asarray(positions, np.int64))
     if positions.size == 0 or positions[0] < 0 or positions[-1] >= src["count"] or len(np.unique(positions)) != len(positions):
         raise DatasetError("%s: subset positions must be distinct, within 0..%d" % (src_dir, src["count"] - 1))
@@ -177,7 +132,7 @@ def subset_split(src_dir, out_dir, positions, name, seed=0, shuffle=False):
                     out.put_bytes(reader.get_bytes(int(i)))
         records = np.loadtxt(os.path.join(src_dir, "records.txt"), dtype=np.int64, ndmin=1)
         np.savetxt(os.path.join(tmp, "records.txt"), records[positions], fmt="%d")
-        labels = read_split_labels(src_dir)[positions]
+        labels = split_folder.read_split_labels(src_dir)[positions]
         return dict(src, split=name, count=int(len(positions)), label_counts=labels.sum(0).astype(int).tolist(),
                     subset_of=os.path.abspath(src_dir), key=key,
                     order="shuffled, RandomState(%d)" % seed if shuffle else "source order")
@@ -201,7 +156,7 @@ def finished_split(split_dir, key):
     ``key`` equals key), else None: what lets every writer below skip finished work."""
     if os.path.isdir(split_dir):
         try:
-            manifest = check_split(split_dir)
+            manifest = split_folder.check_split(split_dir)
             if manifest.get("key") == key:
                 return manifest
         except DatasetError:
@@ -212,7 +167,7 @@ def finished_split(split_dir, key):
 def write_split(split_dir, fill, replaced=None):
     """Make split_dir whole or not at all: fill(tmp) writes the split's LMDBs and files into
     ``<split_dir>.tmp-<pid>`` and returns its manifest, which is written and checked
-    (check_split) before the folder is swapped into place. The previous split_dir survives any
+    (split_folder.check_split) before the folder is swapped into place. The previous split_dir survives any
     failure of its replacement: it is moved aside to ``<split_dir>.old-<pid>`` only once the new
     one is whole, moved back if the second rename fails, and put back by the next writer if this
     process dies between the two renames (_remove_stale). ``replaced``: a list that gets
@@ -228,7 +183,7 @@ def write_split(split_dir, fill, replaced=None):
         manifest = fill(tmp)
         with open(os.path.join(tmp, "manifest.json"), "w") as fh:
             json.dump(manifest, fh, indent=1)
-        check_split(tmp)
+        split_folder.check_split(tmp)
         if os.path.exists(split_dir):  # replacing an outdated split: move it aside, then swap
             aside = "%s.old-%d" % (split_dir, os.getpid())
             os.rename(split_dir, aside)

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from .atomic import write_atomic
+
 DHN_ROOT = os.environ.get("DHN_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DATA_DIR = os.path.join(DHN_ROOT, "data")
 
@@ -159,8 +161,8 @@ def download_cifar10(download_dir, url=CIFAR10_URL, md5=CIFAR10_MD5):
     dest = os.path.join(download_dir, CIFAR10_TARBALL)
     if os.path.isfile(dest) and file_digest(dest, "md5", progress=True) == md5:
         return dest
-    part = "%s.part-%d" % (dest, os.getpid())
-    try:
+
+    def fetch(part):
         try:
             resp = urllib.request.urlopen(url, timeout=60)
         except Exception as e:
@@ -176,11 +178,7 @@ def download_cifar10(download_dir, url=CIFAR10_URL, md5=CIFAR10_MD5):
         if got != md5:
             raise DatasetError("%s: downloaded file has md5 %s, expected %s: the download is damaged, "
                                "run again" % (url, got, md5))
-        os.replace(part, dest)
-    finally:
-        if os.path.exists(part):
-            os.remove(part)
-    return dest
+    return write_atomic(dest, fetch, tmp="%s.part-%d" % (dest, os.getpid()))
 
 
 def load_cifar10(source, expected_md5=CIFAR10_MD5, per_class=CIFAR10_FOLDER_COUNTS, progress=False):
@@ -525,9 +523,9 @@ def read_split_files(folder, names=None):
 def write_split_files(split, folder):
     os.makedirs(folder, exist_ok=True)
     for name, idx in split.items():
-        tmp = os.path.join(folder, ".%s.txt.tmp" % name)
-        np.savetxt(tmp, np.asarray(idx, np.int64), fmt="%d")
-        os.replace(tmp, os.path.join(folder, name + ".txt"))
+        write_atomic(os.path.join(folder, name + ".txt"),
+                     lambda tmp: np.savetxt(tmp, np.asarray(idx, np.int64), fmt="%d"),
+                     tmp=os.path.join(folder, ".%s.txt.tmp" % name))
 
 
 def check_split_indices(split, n, where="split"):

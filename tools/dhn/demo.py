@@ -15,7 +15,10 @@ import time
 
 import numpy as np
 
-from . import convert, evaluate, runlock, synthetic, train
+from . import convert, evaluate, runlock, split_folder, synthetic, train
+from .atomic import write_atomic
+from .datasets import DatasetError
+from .run_folder import RunSettings, TrainError
 
 N_TRAIN, N_QUERY, N_DATABASE = 1000, 200, 800
 BITS = 16
@@ -84,19 +87,19 @@ def _demo(args, root, run_dir):
     convert.convert_list(list_file, data_root, lmdb_dir, demo_split(n_images),
                          num_labels=len(synthetic.CONCEPTS), size=synthetic.SIZE, label_names=synthetic.CONCEPTS)
     try:
-        results = train.train("demo", BITS, "dhn", iters=args.iters, data_dir=lmdb_dir, run_dir=run_dir,
-                              force=True)
-    except (train.TrainError, convert.DatasetError) as e:
+        results = train.run(RunSettings("demo", BITS, "dhn", iters=args.iters, data_dir=lmdb_dir, run_dir=run_dir,
+                                        force=True))
+    except (TrainError, DatasetError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
-    lq = convert.read_split_labels(os.path.join(lmdb_dir, "query"))
-    ld = convert.read_split_labels(os.path.join(lmdb_dir, "database"))
+    lq = split_folder.read_split_labels(os.path.join(lmdb_dir, "query"))
+    ld = split_folder.read_split_labels(os.path.join(lmdb_dir, "database"))
     baseline = random_ranking_map(lq, ld)
     path = os.path.join(run_dir, "results.json")
     res = json.load(open(path))
     res["random_ranking_map"] = baseline
     res["demo_seconds"] = round(time.time() - t0, 1)
-    train.write_text(path, json.dumps(res, indent=1))
+    write_atomic(path, json.dumps(res, indent=1))
     print("demo: MAP %.4f (random ranking %.4f) over %d queries x %d database images, %d bits; "
           "%.0f s; results in %s" % (results["map"], baseline, len(lq), len(ld), BITS, time.time() - t0, path))
     return 0

@@ -19,6 +19,7 @@ import numpy as np
 os.environ.setdefault("GLOG_minloglevel", "2")   # before Caffe loads: keep its net dump quiet
 
 from dhn import lmdb_io, metrics, runlock  # noqa: E402
+from dhn.atomic import write_atomic  # noqa: E402
 
 
 def centre_crop(chw, crop):
@@ -164,10 +165,10 @@ def encode(deploy_prototxt, caffemodel, images_lmdb, crop, mean_bgr, batch_size=
 
 
 def _save_npy(path, array):
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as fh:      # a file object: np.save would append .npy to a name
-        np.save(fh, array)
-    os.replace(tmp, path)
+    def save(tmp):
+        with open(tmp, "wb") as fh:      # a file object: np.save would append .npy to a name
+            np.save(fh, array)
+    write_atomic(path, save)
 
 
 def save_codes(out_prefix, z):

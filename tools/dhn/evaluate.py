@@ -1,4 +1,5 @@
-"""Score codes and write a run's results: results.json, pr_curve.png, precision_at_n.png.
+"""Score codes and write a run's results: results.json, pr_curve.png, precision_at_n.png; and
+evaluate a trained run (evaluate_run: encode its query and database, score, write, gallery).
 
     python -m dhn.evaluate --query-codes Q.npy --query-labels QL.npy --db-codes D.npy \\
         --db-labels DL.npy --R 5000 --out runs/NAME [--real] [--dataset D --bits K --variant V]
@@ -16,7 +17,8 @@ import time
 
 import numpy as np
 
-from dhn import metrics, runlock
+from dhn import encode, gallery, metrics, run_folder, runlock, split_folder
+from dhn.atomic import write_atomic
 
 
 def evaluate_codes(query_z, query_labels, db_z, db_labels, R, binary=True, ns=metrics.DEFAULT_NS):
@@ -37,41 +39,16 @@ def evaluate_codes(query_z, query_labels, db_z, db_labels, R, binary=True, ns=me
     return out
 
 
-def results_name(query="query", database="database"):
-    """The file of a run's results on one query and one database split: results.json on the dataset's
-    own query and database, results-<database>.json (results-<query>-vs-<database>.json) on others;
-    so evaluating a run on another database writes beside its results, never over them."""
-    if (query, database) == ("query", "database"):
-        return "results.json"
-    name = database if query == "query" else "%s-vs-%s" % (query, database)
-    return "results-%s.json" % name.replace(os.sep, "_")
-
-
-def results_suffix(name):
-    """'' for results.json, '-<database>' for results-<database>.json: the plots' and gallery's suffix."""
-    return os.path.splitext(name)[0][len("results"):]
-
-
-def _write_atomic(path, write):
-    tmp = path + ".tmp"
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def write_results(run_dir, results, meta, name="results.json"):
-    """run_dir/<name> (meta first, then the metrics; name: results_name) and the two plots
+    """run_dir/<name> (meta first, then the metrics; name: run_folder.results_name) and the two plots
     (pr_curve<suffix>.png, precision_at_n<suffix>.png), each atomically, holding the folder's lock
     (runlock: the temporary names are fixed)."""
     doc = dict(meta)
     doc.update(results)
 
-    def dump(tmp):
-        with open(tmp, "w") as fh:
-            json.dump(doc, fh, indent=1)
-            fh.write("\n")
     with runlock.hold(run_dir):
-        _write_atomic(os.path.join(run_dir, name), dump)
-        _plots(run_dir, doc, results_suffix(name))
+        write_atomic(os.path.join(run_dir, name), json.dumps(doc, indent=1) + "\n")
+        _plots(run_dir, doc, run_folder.results_suffix(name))
     return doc
 
 
@@ -96,7 +73,7 @@ def _plots(run_dir, doc, suffix=""):
     ax.set_title("%s: PR over Hamming radius 0..%d" % (title, pr["radius"][-1]), fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _write_atomic(os.path.join(run_dir, "pr_curve%s.png" % suffix), lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    write_atomic(os.path.join(run_dir, "pr_curve%s.png" % suffix), lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
 
     pn = doc["precision_at_n"]
@@ -108,8 +85,44 @@ def _plots(run_dir, doc, suffix=""):
     ax.set_title("%s: precision@N (MAP@%s = %.4f)" % (title, doc.get("R"), doc["map"]), fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _write_atomic(os.path.join(run_dir, "precision_at_n%s.png" % suffix), lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    write_atomic(os.path.join(run_dir, "precision_at_n%s.png" % suffix), lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- a trained run
+
+# MAP@R depth of each dataset's evaluation (the paper's; None: the whole database)
+DATASET_R = {"cifar10": None, "nuswide21": 5000, "flickr25k": None, "demo": None}
+
+
+def encode_split(run_dir, weights, data_dir, split, gpu):
+    """The run's codes of one split (codes/<split>.npy, written holding the codes folder's lock)."""
+    crop, mean, scale = run_folder.data_transform(os.path.join(run_dir, "train.prototxt"))
+    db = "images" if crop else "features"     # crop None: a frozen-feature run
+    with runlock.hold(os.path.join(run_dir, "codes")):    # as `dhn.encode --out` into it takes it
+        try:
+            z = encode.encode(os.path.join(run_dir, "deploy.prototxt"), weights, os.path.join(data_dir, split, db),
+                              crop=crop, mean_bgr=mean, scale=scale, gpu=gpu)
+        except ValueError as e:     # bad input (a damaged LMDB, weights that do not fit): one line
+            raise run_folder.TrainError(str(e)) from None
+        encode.save_codes(os.path.join(run_dir, "codes", split), z)
+    return z
+
+
+def evaluate_run(run_dir, dataset, bits, variant, weights, data_dir, gpu=None, query="query",
+                 database="database", R=None, meta=None):
+    """Encode query and database with the trained net, score, write the results file of that query
+    and database (run_folder.results_name), its plots and gallery."""
+    zq = encode_split(run_dir, weights, data_dir, query, gpu)
+    zd = encode_split(run_dir, weights, data_dir, database, gpu)
+    lq = split_folder.read_split_labels(os.path.join(data_dir, query))
+    ld = split_folder.read_split_labels(os.path.join(data_dir, database))
+    results = evaluate_codes(zq, lq, zd, ld, R=R, binary=(variant != "dhn-b"))
+    name = run_folder.results_name(query, database)
+    doc = write_results(run_dir, results, dict(meta or {}, dataset=dataset, bits=bits, variant=variant,
+                                               weights=os.path.relpath(weights, run_dir)), name)
+    gallery.write_gallery(run_dir, results=name)     # what the codes retrieve, for a seeded sample of queries
+    return doc
 
 
 def _load(path, what):

@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from . import convert, encode, lmdb_io, netgen
+from . import convert, encode, lmdb_io, netgen, split_folder
 from .datasets import DatasetError, file_digest
 
 
@@ -96,7 +96,7 @@ def features_dir(dataset, name, root=None):
 
 def extract_split(split_dir, out_dir, bb, weights, batch=64, gpu=None, progress=True, key=None):
     """Write out_dir (see module doc) from the converted split in split_dir; returns its manifest."""
-    src = convert.check_split(split_dir)
+    src = split_folder.check_split(split_dir)
     done = convert.finished_split(out_dir, key) if key is not None else None
     if done:
         return done
@@ -151,7 +151,7 @@ def extract(dataset, splits=("train", "query", "database"), spec=None, weights=N
         split_dir = os.path.join(data_dir, split)
         if not os.path.isfile(os.path.join(split_dir, "manifest.json")):
             raise FeatureError("%s: no converted %s split: run `make data DATASET=%s` first" % (split_dir, split, dataset))
-        key = dict(backbone=backbone, source_key=convert.check_split(split_dir).get("key"))
+        key = dict(backbone=backbone, source_key=split_folder.check_split(split_dir).get("key"))
         t0 = time.time()
         m = extract_split(split_dir, os.path.join(out, split), bb, weights, batch, gpu, progress, key=json.loads(json.dumps(key)))
         m = dict(m, backbone=backbone)

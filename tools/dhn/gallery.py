@@ -17,7 +17,10 @@ import sys
 
 import numpy as np
 
-from dhn import convert, lmdb_io
+from dhn import lmdb_io, metrics, run_folder, split_folder
+from dhn.atomic import write_atomic
+from dhn.datasets import DatasetError, read_json
+from dhn.hamming_index import HammingIndex
 
 GREEN, RED = (40, 170, 40), (220, 40, 40)   # RGB
 
@@ -26,11 +29,11 @@ def image_split(data_dir, split):
     """The folder holding a split's images: the split itself, or for a features split the image
     split its features were computed from."""
     d = os.path.join(data_dir, split)
-    manifest = convert.check_split(d)
+    manifest = split_folder.check_split(d)
     if "features" in manifest.get("databases", []):
         src = manifest.get("source_split")
-        while src and "features" in convert.check_split(src).get("databases", []):
-            src = convert.check_split(src).get("source_split")
+        while src and "features" in split_folder.check_split(src).get("databases", []):
+            src = split_folder.check_split(src).get("source_split")
         if not src and manifest.get("subset_of"):
             src = manifest["subset_of"]
         return src, manifest
@@ -51,21 +54,16 @@ def load_images(split_dir, rows):
 def retrieve(run_dir, queries=8, top=10, seed=0, results="results.json"):
     """[(query row, [(db row, distance, relevant)])] for the seeded sample, from the run's codes
     (of the query and database its results file names)."""
-    from dhn.search import HammingIndex
-    from dhn.datasets import read_json
     res = read_json(os.path.join(run_dir, results), "evaluate the run again (make train ... with --force)")
-    config = read_json(os.path.join(run_dir, "config.json"),
-                       "the run's configuration is lost: train it again (make train ... FORCE_NEW=1)")
+    config = run_folder.read_config(run_dir)
     qname, dname = res.get("query", "query"), res.get("database", "database")
     zq = np.load(os.path.join(run_dir, "codes", qname + ".npy"))
     zd = np.load(os.path.join(run_dir, "codes", dname + ".npy"))
-    lq = convert.read_split_labels(os.path.join(config["data_dir"], qname))
-    ld = convert.read_split_labels(os.path.join(config["data_dir"], dname))
+    lq = split_folder.read_split_labels(os.path.join(config["data_dir"], qname))
+    ld = split_folder.read_split_labels(os.path.join(config["data_dir"], dname))
     rows = np.sort(np.random.RandomState(seed).choice(len(zq), min(queries, len(zq)), replace=False))
     if res.get("ranking") == "inner_product":
-        scores = zq[rows].astype(np.float64) @ zd.astype(np.float64).T
-        idx = np.argsort(-scores, axis=1, kind="stable")[:, :top]
-        dist = np.take_along_axis(scores, idx, axis=1)
+        idx, dist = metrics.rank_inner_product(zq[rows], zd, top)
     else:
         idx, dist = HammingIndex(zd).scan(zq[rows], min(top, len(zd)))
     out = []
@@ -95,7 +93,6 @@ def _png_uri(img):
 def write_gallery(run_dir, queries=8, top=10, seed=0, results="results.json"):
     """gallery.png and gallery.html in run_dir (gallery-<database>.* for results-<database>.json);
     returns their paths and the precision shown."""
-    from dhn.evaluate import results_suffix
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -130,19 +127,16 @@ def write_gallery(run_dir, queries=8, top=10, seed=0, results="results.json"):
         os.path.basename(os.path.abspath(run_dir)), len(found), seed, top, prec)
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
-    png = os.path.join(run_dir, "gallery%s.png" % results_suffix(results))
-    fig.savefig(png + ".tmp.png", dpi=110)
+    png = os.path.join(run_dir, "gallery%s.png" % run_folder.results_suffix(results))
+    write_atomic(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
-    os.replace(png + ".tmp.png", png)
     page = """<!doctype html><html><head><meta charset="utf-8"><title>%s</title>
 <style>body{font-family:sans-serif;font-size:12px}td{text-align:center;padding:2px}
 td.rel img{outline:3px solid rgb%s}td.irr img{outline:3px solid rgb%s}img{width:64px;height:64px}</style></head>
 <body><h3>%s</h3><table>%s</table></body></html>
 """ % (html.escape(title), GREEN, RED, html.escape(title), "\n".join(rows_html))
-    page_path = os.path.join(run_dir, "gallery%s.html" % results_suffix(results))
-    with open(page_path + ".tmp", "w") as fh:
-        fh.write(page)
-    os.replace(page_path + ".tmp", page_path)
+    page_path = os.path.join(run_dir, "gallery%s.html" % run_folder.results_suffix(results))
+    write_atomic(page_path, page)
     return png, page_path, prec
 
 
@@ -159,7 +153,7 @@ def main(argv=None):
             return 2
     try:
         png, page, prec = write_gallery(args.run, args.queries, args.top, args.seed)
-    except (convert.DatasetError, OSError, KeyError, ValueError) as e:
+    except (DatasetError, OSError, KeyError, ValueError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
     print("gallery: %s, %s (precision of the images shown %.2f)" % (png, page, prec), file=sys.stderr)

@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .atomic import write_atomic
+
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hamming_ap.c")
 _lib = None
 
@@ -34,12 +36,12 @@ def _load():
     cc = shutil.which(os.environ.get("CC", "cc"))
     if not os.path.exists(so) and cc:
         os.makedirs(os.path.dirname(so), exist_ok=True)
-        tmp = "%s.%d.tmp" % (so, os.getpid())
         flags = ["-O3", "-shared", "-fPIC"] + (["-mpopcnt"] if platform.machine() == "x86_64" else [])
         try:   # a compiler that hangs leaves the numpy path, as one that fails does
-            if subprocess.run([cc, *flags, "-o", tmp, SOURCE], capture_output=True, timeout=300).returncode == 0:
-                os.replace(tmp, so)
-        except subprocess.TimeoutExpired:
+            write_atomic(so, lambda tmp: subprocess.run([cc, *flags, "-o", tmp, SOURCE], capture_output=True,
+                                                        timeout=300, check=True),
+                         tmp="%s.%d.tmp" % (so, os.getpid()))
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
             pass
     if not os.path.exists(so):
         _lib = False

@@ -15,13 +15,26 @@ import signal
 import lmdb
 import numpy as np
 from caffe.proto import caffe_pb2
-from dhn_data import datum_array  # noqa: F401  (the one Datum decoder; layers/ is on PYTHONPATH)
 from google.protobuf.message import DecodeError
 
 from .datasets import DatasetError
 
 KEY_FORMAT = "%08d"
 COMMIT_EVERY = 1000
+
+
+def datum_array(datum):
+    """C×H×W array of a Datum: uint8 for images (encoded ones decoded to BGR with OpenCV, as
+    Caffe's Data layer does), float32 for float_data (feature records)."""
+    if datum.encoded:
+        import cv2  # only encoded records need OpenCV (the GPU bundle has none)
+        img = cv2.imdecode(np.frombuffer(datum.data, np.uint8), cv2.IMREAD_COLOR)
+        if img is None:
+            raise ValueError("an encoded Datum does not decode as an image")
+        return img.transpose(2, 0, 1)
+    if datum.data:
+        return np.frombuffer(datum.data, np.uint8).reshape(datum.channels, datum.height, datum.width)
+    return np.asarray(datum.float_data, np.float32).reshape(datum.channels, datum.height, datum.width)
 
 
 def damaged(path, what):

@@ -27,6 +27,7 @@ import sys
 
 import numpy as np
 
+from dhn.atomic import write_atomic
 from dhn.datasets import (NUM_LABELS, DatasetError, dataset_dir, file_digest, load_split_spec,
                           split_from_spec, write_split_files)
 
@@ -76,10 +77,7 @@ def dump_spec(spec):
 
 def write_spec(spec, path):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        fh.write(dump_spec(spec))
-    os.replace(tmp, path)
+    write_atomic(path, dump_spec(spec))
 
 
 # ----------------------------------------------------------------------------- official files
@@ -158,11 +156,7 @@ def flickr_list(annotation_dir, num_images=25000, num_labels=38):
 
 def write_list(path, paths, labels):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        for p, row in zip(paths, labels):
-            fh.write("%s %s\n" % (p, " ".join(map(str, row))))
-    os.replace(tmp, path)
+    write_atomic(path, "".join("%s %s\n" % (p, " ".join(map(str, row))) for p, row in zip(paths, labels)))
 
 
 def main(argv=None):

@@ -220,6 +220,15 @@ def _top_by_score(s, L):
     return top
 
 
+def rank_inner_product(query_codes, db_codes, top):
+    """(idx, scores), each q×min(top, N): the database rows with the highest inner product of the
+    real codes, ties in database order (the ranking every inner-product user shares: DHN-B's
+    evaluation, gallery and search)."""
+    scores = np.asarray(query_codes, np.float64) @ np.asarray(db_codes, np.float64).T
+    idx = _top_by_score(scores, min(top, scores.shape[1]))
+    return idx, np.take_along_axis(scores, idx, axis=1)
+
+
 # ----------------------------------------------------------------------------- relevance
 def _label_words(labels):
     """N×C 0/1 → list of contiguous columns of label bits (bit c set iff label c), in the

@@ -34,7 +34,10 @@ from caffe import layers as L, params as P, NetSpec  # noqa: N812
 from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 
+from .atomic import write_atomic
+
 BATCH = 64
+SEED = 1234              # the one default seed: solver (random_seed), data order and augmentation
 DEFAULT_LR = 2e-5        # the authors' solver (../shared/README.md §3)
 DEFAULT_LAMBDA = 10.0    # see the module docstring
 # The head on a pretrained net's features (BatchNorm → fch: the frozen-feature mode, and the
@@ -87,7 +90,7 @@ BACKBONES = {
 }
 SOLVER_DEFAULTS = dict(lr_policy="step", gamma=0.5, stepsize=500, max_iter=3000,
                        momentum=0.9, weight_decay=0.0005, display=20, snapshot=500,
-                       random_seed=1234)
+                       random_seed=SEED)
 DEMO_SOLVER = dict(stepsize=400, max_iter=1200, snapshot=400, display=50)
 DEMO_LR = 1e-2
 # A from-scratch net saturates tanh at λ = 10 before its codes carry information (tried).
@@ -185,7 +188,7 @@ def features_backbone(name, dim):
     return dict(name=name, input="feature", dim=int(dim), size=None, crop=None, mean=None, scale=1.0, features=True)
 
 
-def data_layer(n, bb, data_dir, batch, mirror=True, shuffle=True, seed=1234, start_iter=0):
+def data_layer(n, bb, data_dir, batch, mirror=True, shuffle=True, seed=SEED, start_iter=0):
     """The training net's data: tops ``bb["input"]`` and ``label``.
 
     shuffle=True: dhn_data.ShuffledData, a Python layer that reshuffles the split every epoch
@@ -292,7 +295,7 @@ def scale_backbone_lr(proto, mult):
 
 
 def train_net(dataset, bits, variant, lambda_=DEFAULT_LAMBDA, data_dir=None, batch=BATCH,
-              backbone=None, mirror=True, dropout=True, shuffle=True, seed=1234, alpha=1.0,
+              backbone=None, mirror=True, dropout=True, shuffle=True, seed=SEED, alpha=1.0,
               backbone_lr_mult=1.0, feature_norm=False, start_iter=0, similar_weight=1.0):
     """The training net: a converted split → backbone → fch → tanh → DHN losses.
 
@@ -454,9 +457,7 @@ def write_files(files, out, check=False):
                                                        rel, "generated", n=1))
             continue
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path + ".tmp", "w") as fh:
-            fh.write(text)
-        os.replace(path + ".tmp", path)
+        write_atomic(path, text)
         print("wrote %s" % os.path.relpath(path))
     return stale
 

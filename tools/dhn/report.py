@@ -23,6 +23,9 @@ import sys
 
 import numpy as np
 
+from dhn.atomic import write_atomic
+from dhn.datasets import DatasetError, read_json
+
 VARIANTS = ("dhn", "dhn-b", "dhn-q", "dhn-e")
 BITS = (12, 24, 32, 48)
 DATASET_ORDER = ("cifar10", "nuswide21", "flickr25k")
@@ -60,7 +63,7 @@ def paper_map(dataset, variant, bits):
 
 def load_runs(runs_dir):
     """[results dict + "run" name] for every runs_dir/*/results.json (the run on its dataset's own
-    database) and results-<database>.json (on another: evaluate.results_name) with the keys a table
+    database) and results-<database>.json (on another: run_folder.results_name) with the keys a table
     needs; the latter are named RUN/results-<database>.json."""
     runs = []
     paths = glob.glob(os.path.join(runs_dir, "*", "results.json")) + glob.glob(os.path.join(runs_dir, "*", "results-*.json"))
@@ -85,7 +88,6 @@ def load_runs(runs_dir):
 
 def load_baselines(runs_dir):
     """Every runs_dir/baselines-*/baselines.json; a corrupt one is a DatasetError (one line)."""
-    from dhn.datasets import DatasetError, read_json
     out = []
     for path in sorted(glob.glob(os.path.join(runs_dir, "baselines-*", "baselines.json"))):
         doc = read_json(path, "run python -m dhn.baselines again for it, or delete %s" % os.path.dirname(path))
@@ -285,9 +287,8 @@ def plot(runs, baselines, png):
     # beside the axes, never on them: with many rows an inside legend hid the paper's curve
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
-    fig.savefig(png + ".tmp.png", dpi=110, bbox_inches="tight")   # the legend outside is kept whole
-    plt.close(fig)
-    os.replace(png + ".tmp.png", png)
+    write_atomic(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))   # the legend
+    plt.close(fig)                                                                                 # outside kept whole
     return png
 
 
@@ -297,7 +298,6 @@ def main(argv=None):
     ap.add_argument("--runs", default=os.path.join(root, "runs"))
     ap.add_argument("--out", default=None, help="default: RUNS/report.md")
     args = ap.parse_args(argv)
-    from dhn.datasets import DatasetError
     if not os.path.isdir(args.runs):
         print("error: %s: no such folder: give the folder that holds the run folders (--runs; make train writes "
               "runs/NAME/)" % args.runs, file=sys.stderr)
@@ -310,9 +310,7 @@ def main(argv=None):
     text = tables(runs, baselines)
     out = args.out or os.path.join(args.runs, "report.md")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out + ".tmp", "w") as fh:
-        fh.write(text)
-    os.replace(out + ".tmp", out)
+    write_atomic(out, text)
     print(text)
     png = plot(runs, baselines, os.path.splitext(out)[0] + "_map_vs_bits.png")
     print("wrote %s%s" % (out, " and " + png if png else ""), file=sys.stderr)

@@ -11,12 +11,12 @@ import argparse
 import os
 import sys
 
-from . import convert
+from . import convert, split_folder
 from .datasets import DatasetError
 
 
 def make_subset(split_dir, per_class, seed=0, name=None):
-    labels = convert.read_split_labels(split_dir)
+    labels = split_folder.read_split_labels(split_dir)
     counts = labels.sum(0)
     if per_class < 1 or per_class > counts.min():
         raise DatasetError("%s: --per-class %d: give 1 to %d (class %d has %d records, the fewest)"
@@ -39,7 +39,7 @@ def main(argv=None):
     except (DatasetError, ValueError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
-    print("dhn.subset: %d records -> %s" % (convert.check_split(out)["count"], out), file=sys.stderr)
+    print("dhn.subset: %d records -> %s" % (split_folder.check_split(out)["count"], out), file=sys.stderr)
     return 0
 
 

@@ -19,10 +19,15 @@ import csv
 import json
 import os
 import sys
+from dataclasses import replace
 
 import numpy as np
 
-from . import convert, netgen, train
+from . import convert, netgen, split_folder, train
+from .atomic import write_atomic
+from .datasets import DatasetError
+from .features import backbone_of, features_dir
+from .run_folder import RunSettings, TrainError
 
 PAPER_LRS = (1e-5, 1e-4, 1e-3, 1e-2)
 PAPER_LAMBDAS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
@@ -31,7 +36,7 @@ PAPER_LAMBDAS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 def carve_validation(train_dir, out_dir, val_fraction=0.2, seed=0, progress=True):
     """Write ``out_dir/train`` (the fit part, shuffled), ``out_dir/val`` (validation queries) and
     ``out_dir/val_database`` from the records of a converted training split; returns {split: folder}."""
-    manifest = convert.check_split(train_dir)
+    manifest = split_folder.check_split(train_dir)
     n = manifest["count"]
     n_val = max(2, int(round(val_fraction * n)))
     order = np.random.RandomState(seed).permutation(n)
@@ -66,41 +71,44 @@ def plot_grid(rows, lrs, lambdas, png):
             ax.text(j, i, "%.3f" % v, ha="center", va="center", color="w", fontsize=8)
     fig.colorbar(im, label="validation MAP")
     fig.tight_layout()
-    fig.savefig(png + ".tmp.png", dpi=100)
+    write_atomic(png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
-    os.replace(png + ".tmp.png", png)
 
 
-def sweep(dataset, bits, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, iters=None, data_dir=None, out=None,
-          val_fraction=0.2, weights=None, gpu=None, quiet=False, features=False, backbone=None, mean=None,
-          scale=None, alpha=None, seed=1234, feature_norm=None, similar_weight=None):
-    """The grid on the validation split; features/backbone as dhn.train takes them (the frozen-feature
-    mode sweeps on the backbone's features, carved the same way)."""
+def sweep(dataset, bits, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, val_fraction=0.2, out=None, **options):
+    """run() of RunSettings(dataset, bits, "dhn", **options): the keyword form of a sweep."""
+    return run(RunSettings(dataset, bits, "dhn", **options), lrs, lambdas, val_fraction, out)
+
+
+def run(settings, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, val_fraction=0.2, out=None):
+    """The grid on the validation split, each point a dhn.train run of these settings with its lr
+    and λ; features/backbone as dhn.train takes them (the frozen-feature mode sweeps on the
+    backbone's features, carved the same way)."""
+    s = settings
+    dataset, bits, weights, data_dir = s.dataset, s.bits, s.weights, s.data_dir
     root = os.environ.get("DHN_ROOT", ".")
     tag = ""
-    if features:
-        from . import features as feats
-        bb, weights, fname = feats.backbone_of(dataset, backbone, mean, scale, weights)
-        data_dir = data_dir or feats.features_dir(dataset, fname)
+    if s.features:
+        bb, weights, fname = backbone_of(dataset, s.backbone, s.mean, s.scale, weights)
+        data_dir = data_dir or features_dir(dataset, fname)
         tag = "-%s-frozen" % bb["name"]
-    elif backbone:
-        tag = "-" + netgen.foreign_backbone(backbone)["name"]
+    elif s.backbone:
+        tag = "-" + netgen.foreign_backbone(s.backbone)["name"]
     data_dir = data_dir or os.path.join(root, "data", dataset, "lmdb")
     out = out or os.path.join(root, "runs", "sweep-%s-%d%s" % (dataset, bits, tag))
     sweep_data = os.path.join(data_dir, "sweep")
-    carve_validation(os.path.join(data_dir, "train"), sweep_data, val_fraction, progress=not quiet)
+    carve_validation(os.path.join(data_dir, "train"), sweep_data, val_fraction, progress=not s.quiet)
+    alpha, similar_weight = s.alpha, s.similar_weight
     rows = []
     for lr in lrs:
         for lam in lambdas:
             run_dir = os.path.join(out, "lr%g-lambda%g" % (lr, lam))
             try:
-                res = train.train(dataset, bits, "dhn", lr=lr, lambda_=lam, iters=iters, gpu=gpu, weights=weights,
-                                  data_dir=sweep_data, run_dir=run_dir, query="val", database="val_database", quiet=quiet,
-                                  features=features, backbone=backbone, mean=mean, scale=scale, alpha=alpha,
-                                  seed=seed, feature_norm=feature_norm, similar_weight=similar_weight)
+                res = train.run(replace(s, lr=lr, lambda_=lam, weights=weights, data_dir=sweep_data, run_dir=run_dir,
+                                        query="val", database="val_database", alpha=alpha, similar_weight=similar_weight))
                 value = res["map"]
                 alpha, similar_weight = res.get("alpha", alpha), res.get("similar_weight", similar_weight)
-            except train.TrainError as e:
+            except TrainError as e:
                 if "diverged" not in str(e):
                     raise
                 value = float("nan")      # a diverged point is a result of the sweep, not a crash
@@ -108,19 +116,21 @@ def sweep(dataset, bits, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, iters=None, data_
             print("lr %-8g lambda %-8g validation MAP %.4f" % (lr, lam, value), file=sys.stderr)
     finite = [r for r in rows if np.isfinite(r["map"])]
     if not finite:
-        raise train.TrainError("every grid point diverged; try smaller learning rates (--lrs)")
+        raise TrainError("every grid point diverged; try smaller learning rates (--lrs)")
     best = choose(finite)
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "grid.csv.tmp"), "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["lr", "lambda", "map"])
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(os.path.join(out, "grid.csv.tmp"), os.path.join(out, "grid.csv"))
-    train.write_text(os.path.join(out, "grid.json"), json.dumps(
-        {"dataset": dataset, "bits": bits, "iters": iters, "val_fraction": val_fraction, "alpha": alpha,
+
+    def write_csv(tmp):
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=["lr", "lambda", "map"])
+            w.writeheader()
+            w.writerows(rows)
+    write_atomic(os.path.join(out, "grid.csv"), write_csv)
+    write_atomic(os.path.join(out, "grid.json"), json.dumps(
+        {"dataset": dataset, "bits": bits, "iters": s.iters, "val_fraction": val_fraction, "alpha": alpha,
          "similar_weight": similar_weight,
-         "feature_norm": feature_norm,
-         "mode": "frozen features" if features else "fine-tuned", "backbone": backbone or netgen.DATASETS[dataset]["backbone"],
+         "feature_norm": s.feature_norm,
+         "mode": "frozen features" if s.features else "fine-tuned", "backbone": s.backbone or netgen.DATASETS[dataset]["backbone"],
          "grid": rows, "choice": best}, indent=1))
     plot_grid(rows, list(lrs), list(lambdas), os.path.join(out, "grid.png"))
     return best, rows
@@ -149,7 +159,7 @@ def main(argv=None):
     ap.add_argument("--similar-weight", type=train.similar_weight_arg, help="as dhn.train (default: that of the mode)")
     ap.add_argument("--feature-norm", dest="feature_norm", action="store_true", default=None)
     ap.add_argument("--no-feature-norm", dest="feature_norm", action="store_false")
-    ap.add_argument("--seed", type=int, default=1234, help="the runs' solver/data seed (as dhn.train)")
+    ap.add_argument("--seed", type=int, default=netgen.SEED, help="the runs' solver/data seed (as dhn.train)")
     # make sweep passes --lr/--lambda when given: a one-point grid
     ap.add_argument("--lr", type=float)
     ap.add_argument("--lambda", dest="lambda_", type=float)
@@ -157,11 +167,12 @@ def main(argv=None):
     lrs = (args.lr,) if args.lr else args.lrs
     lambdas = (args.lambda_,) if args.lambda_ is not None else args.lambdas
     try:
-        best, _ = sweep(args.dataset, args.bits, lrs, lambdas, args.iters, args.data_dir,
-                        weights=args.weights, gpu=args.gpu, val_fraction=args.val_fraction, features=args.features,
-                        backbone=args.backbone, mean=args.mean, scale=args.scale, alpha=args.alpha,
-                        seed=args.seed, feature_norm=args.feature_norm, similar_weight=args.similar_weight)
-    except (train.TrainError, convert.DatasetError, ValueError) as e:
+        settings = RunSettings(args.dataset, args.bits, "dhn", iters=args.iters, data_dir=args.data_dir,
+                               weights=args.weights, gpu=args.gpu, features=args.features, backbone=args.backbone,
+                               mean=args.mean, scale=args.scale, alpha=args.alpha, seed=args.seed,
+                               feature_norm=args.feature_norm, similar_weight=args.similar_weight)
+        best, _ = run(settings, lrs, lambdas, args.val_fraction)
+    except (TrainError, DatasetError, ValueError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
     print("choice: lr %g, lambda %g (validation MAP %.4f)" % (best["lr"], best["lambda"], best["map"]))

@@ -14,6 +14,8 @@ import os
 import cv2
 import numpy as np
 
+from .atomic import write_atomic
+
 CONCEPTS = ("red disc", "green square", "blue triangle", "yellow cross", "magenta ring", "cyan bar")
 COLORS_BGR = [(40, 40, 220), (40, 200, 40), (220, 60, 40), (30, 220, 230), (220, 40, 220), (220, 220, 40)]
 SIZE = 32
@@ -69,7 +71,5 @@ def write_dataset(root, n_images, seed=0):
         rel = "images/%05d.png" % i
         cv2.imwrite(os.path.join(root, rel), make_image(labels, rng))
         lines.append(rel + " " + " ".join(str(v) for v in labels))
-    with open(list_path + ".tmp", "w") as fh:       # the list appears only when all images exist
-        fh.write("\n".join(lines) + "\n")
-    os.replace(list_path + ".tmp", list_path)
+    write_atomic(list_path, "\n".join(lines) + "\n")       # the list appears only when all images exist
     return list_path

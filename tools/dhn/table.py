@@ -23,8 +23,11 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 
 from . import baselines, features, netgen, report, sweep, train
+from .atomic import write_atomic
+from .run_folder import RunSettings, TrainError
 
 
 def run_name(dataset, bits, variant, fname, seed):
@@ -42,14 +45,15 @@ def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48),
     fdir, _ = features.extract(dataset, ("train", "query", database), backbone, weights)
     fname = os.path.basename(os.path.normpath(fdir))
     times["features_s"] = round(time.time() - t0, 1)
-    kw = dict(features=True, backbone=backbone, weights=weights)
+    # every run's settings but its bits, variant, lr, λ and seed (set per run below)
+    base = RunSettings(dataset, 0, "dhn", features=True, backbone=backbone, weights=weights, iters=iters, quiet=True)
     for k in bits:
         if not cross_validate:
             d = netgen.mode_defaults(dataset, k, head=True)
             choices[k] = {"lr": d["lr"], "lambda": d["lambda_"], "map": None, "source": "netgen.HEAD_DEFAULTS"}
             continue
         t0 = time.time()
-        best, _ = sweep.sweep(dataset, k, lrs, lambdas, iters=iters, quiet=True, **kw)
+        best, _ = sweep.run(replace(base, bits=k), lrs, lambdas)
         choices[k] = dict(best, source="make sweep")
         times["sweep_%d_s" % k] = round(time.time() - t0, 1)
         print("dhn.table: %d bits: lr %g, λ %g (validation MAP %.4f)" % (k, best["lr"], best["lambda"], best["map"]),
@@ -59,19 +63,19 @@ def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48),
         lr, lam = choices[k]["lr"], choices[k]["lambda"]
         for variant in variants:
             for seed in seeds:
-                res = train.train(dataset, k, variant, lr=lr, lambda_=0.0 if variant == "dhn-q" else lam, iters=iters,
-                                  seed=seed, database=database, quiet=True,
-                                  run_dir=os.path.join(root, "runs", run_name(dataset, k, variant, fname, seed)), **kw)
+                res = train.run(replace(base, bits=k, variant=variant, lr=lr, lambda_=0.0 if variant == "dhn-q" else lam,
+                                        seed=seed, database=database,
+                                        run_dir=os.path.join(root, "runs", run_name(dataset, k, variant, fname, seed))))
                 print("dhn.table: %s %d bits seed %d: MAP %.4f" % (variant, k, seed, res["map"]), file=sys.stderr)
     times["runs_s"] = round(time.time() - t0, 1)
     t0 = time.time()
     bl = baselines.run(fdir, bits, (0, 1, 2), "query", database)
     bdir = os.path.join(root, "runs", "baselines-%s-%s" % (fname, database))
     os.makedirs(bdir, exist_ok=True)
-    train.write_text(os.path.join(bdir, "baselines.json"), json.dumps(bl, indent=1))
+    write_atomic(os.path.join(bdir, "baselines.json"), json.dumps(bl, indent=1))
     times["baselines_s"] = round(time.time() - t0, 1)
     report.main([])
-    train.write_text(os.path.join(out, "table.json"), json.dumps(
+    write_atomic(os.path.join(out, "table.json"), json.dumps(
         {"dataset": dataset, "backbone": backbone, "features": fname, "bits": list(bits), "seeds": list(seeds),
          "iters": iters, "database": database, "choices": {str(k): v for k, v in choices.items()},
          "seconds": times, "total_s": round(sum(times.values()), 1)}, indent=1))
@@ -94,7 +98,7 @@ def main(argv=None):
         choices, times = table(args.dataset, args.backbone, args.weights, tuple(int(b) for b in args.bits.split(",")),
                                tuple(int(s) for s in args.seeds.split(",")), args.iters, args.database,
                                cross_validate=args.sweep)
-    except (train.TrainError, features.FeatureError, ValueError) as e:
+    except (TrainError, features.FeatureError, ValueError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
     print("dhn.table: done in %.0f s (%s)" % (sum(times.values()), ", ".join("%s %s" % kv for kv in times.items())),

@@ -16,151 +16,70 @@ the training set is a whole number of batches per snapshot interval and the net 
 randomness (tests/test_train_caffe.py checks exactly that case).
 """
 import argparse
-import contextlib
-import glob
 import json
 import os
 import re
 import subprocess
 import sys
 import threading
+from typing import NamedTuple
 
-from . import netgen, runlock
-from .datasets import DatasetError, read_json
+from . import evaluate, netgen, run_folder, split_folder
+from .atomic import write_atomic
+from .datasets import DatasetError, file_digest
+from .features import FeatureError, backbone_of, features_dir
+from .run_folder import RunSettings, TrainError
 
 ITER_RE = re.compile(r"Iteration (\d+).*loss = (\S+)")
 OUTPUT_RE = re.compile(r"Train net output #\d+: (\w+) = (\S+)")
 
 
-class TrainError(RuntimeError):
-    """A one-line, user-facing reason a run stopped."""
-
-
-DATASET_R = {"cifar10": None, "nuswide21": 5000, "flickr25k": None, "demo": None}  # None: all
-
-
-def run_name(dataset, bits, variant):
-    return "%s-%d-%s" % (dataset, bits, variant)
-
-
-def write_text(path, text):
-    with open(path + ".tmp", "w") as fh:
-        fh.write(text)
-    os.replace(path + ".tmp", path)
-
-
-def warm_start(backbone_weights, fch_source, out_path):
-    """A caffemodel with the backbone's pretrained layers and the fch layer of fch_source (a
-    frozen-feature run's caffemodel, or its run folder: its final snapshot): `caffe train -weights`
-    then starts fine-tuning from a hash layer already fitted to the backbone's features instead
-    of a random one (whose first pair losses are large on raw non-negative features: README, "Why the
-    first fine-tuning runs did not learn")."""
-    from caffe.proto import caffe_pb2
-    fch_source = final_model(fch_source)
-    net, src = caffe_pb2.NetParameter(), caffe_pb2.NetParameter()
-    with open(backbone_weights, "rb") as fh:
-        net.ParseFromString(fh.read())
-    with open(fch_source, "rb") as fh:
-        src.ParseFromString(fh.read())
-    fch = [layer for layer in src.layer if layer.name in ("fch", "fch_bn")]   # the hash head, its BatchNorm too
-    if not any(layer.name == "fch" for layer in fch):
-        raise TrainError("%s has no fch layer: give a DHN run's caffemodel" % fch_source)
-    kept = [layer for layer in net.layer if layer.name not in ("fch", "fch_bn")]
-    del net.layer[:]
-    net.layer.extend(kept + fch)
-    write_bytes(out_path, net.SerializeToString())
-    return fch_source
-
-
-def final_model(run_or_model):
-    """A run folder's final caffemodel (from its config), or the caffemodel given; TrainError if absent."""
-    path = run_or_model
-    if os.path.isdir(run_or_model):
-        try:
-            with open(os.path.join(run_or_model, "config.json")) as fh:
-                it = json.load(fh)["identity"]["max_iter"]
-        except (OSError, ValueError, KeyError):
-            raise TrainError("%s: not a finished run folder (no config.json): give a run folder or a caffemodel"
-                             % run_or_model) from None
-        path = os.path.join(run_or_model, "snapshots", "dhn_iter_%d.caffemodel" % it)
-    if not os.path.isfile(path):
-        raise TrainError("%s: no trained model there: train that run first (make train ... FEATURES=1)" % path)
-    return path
-
-
-def write_bytes(path, data):
-    with open(path + ".tmp", "wb") as fh:
-        fh.write(data)
-    os.replace(path + ".tmp", path)
+class Schedule(NamedTuple):
+    max_iter: int
+    stepsize: int
+    snapshot: int
+    note: str          # what ITERS=N made of the default schedule (None: the default)
 
 
 def schedule(dataset, iters):
-    """(max_iter, stepsize, snapshot, note) of the solver. The authors' schedule is step γ 0.5
+    """The solver's Schedule (max_iter, stepsize, snapshot, note). The authors' schedule is step γ 0.5
     every 500 of 3,000 iterations; ITERS=N keeps its shape (six halvings), stepsize N/6, and
     says so (note). Snapshots at least four times a run, so an interrupted short run resumes."""
     base = dict(netgen.SOLVER_DEFAULTS, **(netgen.DEMO_SOLVER if dataset == "demo" else {}))
     if not iters:
-        return base["max_iter"], base["stepsize"], base["snapshot"], None
+        return Schedule(base["max_iter"], base["stepsize"], base["snapshot"], None)
     ratio = base["stepsize"] / base["max_iter"]
     stepsize = max(1, int(round(iters * ratio)))
     snapshot = max(1, min(base["snapshot"], iters // 4))
     note = ("lr schedule: γ %g every %d iterations (ITERS=%d keeps the default's shape, %d of %d)"
             % (base["gamma"], stepsize, iters, base["stepsize"], base["max_iter"]))
-    return iters, stepsize, snapshot, note
+    return Schedule(iters, stepsize, snapshot, note)
 
 
-def prepare_run(run_dir, cfg, bb, data_dir, start_iter=0):
-    """Write the run's own net, solver and deploy net (generated, with this run's values)."""
+def prepare_run(run_dir, settings, sched, bb, data_dir, start_iter=0):
+    """Write the run's own net, solver and deploy net (generated, with this run's values): settings
+    resolved (RunSettings.resolved()), sched its Schedule."""
+    s = settings
     os.makedirs(os.path.join(run_dir, "snapshots"), exist_ok=True)
-    net_variant = "dhn" if cfg["variant"] == "dhn-b" else cfg["variant"]
-    train_net = netgen.train_net(cfg["dataset"], cfg["bits"], net_variant, lambda_=cfg["lambda"],
-                                 data_dir=os.path.join(data_dir, "train"), batch=cfg["batch"], backbone=bb,
-                                 shuffle=cfg["shuffle"], seed=cfg["seed"], alpha=cfg["alpha"],
-                                 backbone_lr_mult=cfg["backbone_lr_mult"], feature_norm=cfg["feature_norm"],
-                                 start_iter=start_iter, similar_weight=cfg.get("similar_weight", 1.0))
-    write_text(os.path.join(run_dir, "train.prototxt"), str(train_net))
-    write_text(os.path.join(run_dir, "deploy.prototxt"), str(netgen.deploy_net(cfg["dataset"], cfg["bits"], backbone=bb,
-                                                                                feature_norm=cfg["feature_norm"])))
-    extra = dict(max_iter=cfg["max_iter"], stepsize=cfg["stepsize"], snapshot=cfg["snapshot"],
-                 random_seed=cfg["seed"], gamma=cfg["gamma"])
-    if cfg["dataset"] == "demo":
+    net_variant = "dhn" if s.variant == "dhn-b" else s.variant
+    train_net = netgen.train_net(s.dataset, s.bits, net_variant, lambda_=s.lambda_,
+                                 data_dir=os.path.join(data_dir, "train"), batch=s.batch, backbone=bb,
+                                 shuffle=s.shuffle, seed=s.seed, alpha=s.alpha,
+                                 backbone_lr_mult=s.backbone_lr_mult, feature_norm=s.feature_norm,
+                                 start_iter=start_iter, similar_weight=s.similar_weight)
+    write_atomic(os.path.join(run_dir, "train.prototxt"), str(train_net))
+    write_atomic(os.path.join(run_dir, "deploy.prototxt"), str(netgen.deploy_net(s.dataset, s.bits, backbone=bb,
+                                                                                  feature_norm=s.feature_norm)))
+    extra = dict(max_iter=sched.max_iter, stepsize=sched.stepsize, snapshot=sched.snapshot,
+                 random_seed=s.seed, gamma=netgen.SOLVER_DEFAULTS["gamma"])
+    if s.dataset == "demo":
         extra["display"] = netgen.DEMO_SOLVER["display"]
     sol = netgen.solver(os.path.abspath(os.path.join(run_dir, "train.prototxt")),
-                        os.path.abspath(os.path.join(run_dir, "snapshots", "dhn")), lr=cfg["lr"], **extra)
-    if cfg.get("gpu") is not None:
+                        os.path.abspath(os.path.join(run_dir, "snapshots", "dhn")), lr=s.lr, **extra)
+    if s.gpu is not None:
         sol.solver_mode = sol.GPU
-    write_text(os.path.join(run_dir, "solver.prototxt"), str(sol))
+    write_atomic(os.path.join(run_dir, "solver.prototxt"), str(sol))
     return sol
-
-
-def snapshot_is_whole(state_path):
-    """A run killed while Caffe writes a snapshot leaves a truncated file: whole means the
-    .solverstate parses, its .caffemodel parses, and the state's momentum history has one blob
-    per learnable blob of the model."""
-    from google.protobuf.message import DecodeError
-    from caffe.proto import caffe_pb2
-    state, model = caffe_pb2.SolverState(), caffe_pb2.NetParameter()
-    try:
-        with open(state_path, "rb") as fh:
-            state.ParseFromString(fh.read())
-        model_path = os.path.join(os.path.dirname(state_path), os.path.basename(state.learned_net))
-        with open(model_path, "rb") as fh:
-            model.ParseFromString(fh.read())
-    except (OSError, DecodeError):
-        return False
-    n_blobs = sum(len(layer.blobs) for layer in model.layer)
-    return n_blobs > 0 and len(state.history) == n_blobs
-
-
-def latest_snapshot(run_dir, subdir="snapshots"):
-    """(iteration, .solverstate path) of the newest whole snapshot, or (0, None)."""
-    found = []
-    for path in glob.glob(os.path.join(run_dir, subdir, "dhn_iter_*.solverstate")):
-        found.append((int(re.search(r"_iter_(\d+)\.solverstate$", path).group(1)), path))
-    for it, path in sorted(found, reverse=True):
-        if snapshot_is_whole(path):
-            return it, path
-    return 0, None
 
 
 def train_time_limit():
@@ -186,7 +105,7 @@ def run_caffe_train(run_dir, solver_path, max_iter, weights=None, snapshot=None,
         cmd += ["-weights", weights]
     if gpu is not None:
         cmd += ["-gpu", str(gpu)]
-    start = latest_snapshot(run_dir)[0] if snapshot else 0
+    start = run_folder.latest_snapshot(run_dir)[0] if snapshot else 0
     log_path = os.path.join(run_dir, "train.log")
     # progress, divergence and loss.png are read from the INFO log, whatever the caller set
     env = dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0")
@@ -258,51 +177,8 @@ def plot_loss(log_path, png_path):
     ax.legend()
     ax.set_title(os.path.basename(os.path.dirname(os.path.abspath(log_path))))
     fig.tight_layout()
-    fig.savefig(png_path + ".tmp.png", dpi=100)
+    write_atomic(png_path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
-    os.replace(png_path + ".tmp.png", png_path)
-
-
-def data_transform(train_prototxt):
-    """(crop, BGR mean, scale) of the training net's data layer (netgen.data_transform)."""
-    from google.protobuf import text_format
-    from caffe.proto import caffe_pb2
-    net = caffe_pb2.NetParameter()
-    with open(train_prototxt) as fh:
-        text_format.Merge(fh.read(), net)
-    return netgen.data_transform(net)
-
-
-def encode_split(run_dir, weights, data_dir, split, gpu):
-    from . import encode
-    crop, mean, scale = data_transform(os.path.join(run_dir, "train.prototxt"))
-    db = "images" if crop else "features"     # crop None: a frozen-feature run
-    with runlock.hold(os.path.join(run_dir, "codes")):    # as `dhn.encode --out` into it takes it
-        try:
-            z = encode.encode(os.path.join(run_dir, "deploy.prototxt"), weights, os.path.join(data_dir, split, db),
-                              crop=crop, mean_bgr=mean, scale=scale, gpu=gpu)
-        except ValueError as e:     # bad input (a damaged LMDB, weights that do not fit): one line
-            raise TrainError(str(e)) from None
-        encode.save_codes(os.path.join(run_dir, "codes", split), z)
-    return z
-
-
-def evaluate_run(run_dir, dataset, bits, variant, weights, data_dir, gpu=None, query="query",
-                 database="database", R=None, meta=None):
-    """Encode query and database with the trained net, score, write the results file of that query
-    and database (evaluate.results_name), its plots and gallery."""
-    from . import convert, evaluate
-    zq = encode_split(run_dir, weights, data_dir, query, gpu)
-    zd = encode_split(run_dir, weights, data_dir, database, gpu)
-    lq = convert.read_split_labels(os.path.join(data_dir, query))
-    ld = convert.read_split_labels(os.path.join(data_dir, database))
-    results = evaluate.evaluate_codes(zq, lq, zd, ld, R=R, binary=(variant != "dhn-b"))
-    name = evaluate.results_name(query, database)
-    doc = evaluate.write_results(run_dir, results, dict(meta or {}, dataset=dataset, bits=bits, variant=variant,
-                                                        weights=os.path.relpath(weights, run_dir)), name)
-    from . import gallery
-    gallery.write_gallery(run_dir, results=name)     # what the codes retrieve, for a seeded sample of queries
-    return doc
 
 
 def foreign_backbone(dataset, spec, mean, scale, weights):
@@ -320,136 +196,23 @@ def foreign_backbone(dataset, spec, mean, scale, weights):
     return bb
 
 
-# ----------------------------------------------------------------------------- provenance
-
-def caffe_build():
-    """The Caffe build in use: its BUILD_INFO (version, variant, python, patches hash)."""
-    info = {"root": os.environ.get("CAFFE_ROOT")}
-    try:
-        for line in open(os.path.join(os.environ["CAFFE_ROOT"], "BUILD_INFO")):
-            key, _, value = line.strip().partition(" ")
-            if key in ("caffe", "system", "variant", "python", "patches"):
-                info[key] = value
-    except (KeyError, OSError):
-        pass
-    return info
-
-
-def project_commit():
-    """The project's git commit, "+dirty" when tracked files differ from it; None outside git."""
-    root = os.environ.get("DHN_ROOT") or os.path.join(os.path.dirname(__file__), "..", "..")
-    try:
-        head = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        if head.returncode:
-            return None
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return head.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def split_key(split_dir):
-    """A short fingerprint of a converted (or features) split: sha256 of its manifest's key."""
-    import hashlib
-    key = read_json(os.path.join(split_dir, "manifest.json"),
-                    "delete %s and build it again (make data / make features)" % split_dir).get("key")
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-
-
-# What makes a run folder one configuration: a re-run with any of these changed is refused.
-IDENTITY = ("dataset", "bits", "variant", "mode", "backbone", "weights_sha256", "features", "lr", "lambda",
-            "alpha", "max_iter", "lr_policy", "gamma", "stepsize", "batch", "seed", "shuffle", "train_split",
-            "backbone_lr_mult", "init_fch", "feature_norm", "similar_weight", "mean", "scale")
-
-
-def check_same_config(run_dir, identity, force_new):
-    """Refuse (TrainError, one line) a run folder trained under another configuration; with
-    force_new, empty it instead. Returns True when the folder already holds this configuration."""
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.exists(path):
-        return False
-    try:
-        doc = read_json(path, "pass --force-new (make: FORCE_NEW=1) to start the run over, or --run NAME for a "
-                              "new run folder")
-    except DatasetError as e:
-        if not force_new:
-            raise TrainError(str(e)) from None
-        doc = {}
-    old = doc.get("identity")
-    if old is not None and "mean" not in old:
-        # recorded before the input transform joined the identity: the config's own mean and scale
-        # (None there: the dataset's own backbone, whose transform no option changes)
-        old = dict(old, mean=identity["mean"] if doc.get("mean") is None else doc["mean"],
-                   scale=identity["scale"] if doc.get("scale") is None else doc["scale"])
-    if old is not None and "similar_weight" not in old:
-        old = dict(old, similar_weight=1.0)    # recorded before the option existed: the paper's weight
-    if old == identity:
-        return True
-    if force_new:
-        runlock.empty(run_dir)     # the caller holds the folder's lock: its file stays
-        return False
-    if old is None:
-        what = "an older layout without a recorded configuration"
-    else:
-        diff = [k for k in IDENTITY if old.get(k) != identity.get(k)]
-        what = ", ".join("%s %s -> %s" % (k, old.get(k), identity.get(k)) for k in diff)
-    raise TrainError("%s holds a run of another configuration (%s): pass --force-new (make: FORCE_NEW=1) to "
-                     "start it over, or --run NAME for a new run folder" % (run_dir, what))
-
-
-@contextlib.contextmanager
-def _locked(run_dir):
-    """The run folder's lock (runlock) for the block; another process holding it is a TrainError."""
-    try:
-        with runlock.hold(run_dir):
-            yield
-    except runlock.Busy as e:
-        raise TrainError(str(e)) from None
-
-
-def file_results_by_database(run_dir):
-    """A results.json written before results were filed per database (evaluate.results_name) may
-    hold another database's results: it moves to that database's name, where nothing overwrites it."""
-    from . import evaluate
-    path = os.path.join(run_dir, "results.json")
-    try:
-        with open(path) as fh:
-            doc = json.load(fh)
-    except (OSError, ValueError):
-        return
-    name = evaluate.results_name(doc.get("query", "query"), doc.get("database", "database"))
-    if name != "results.json" and not os.path.exists(os.path.join(run_dir, name)):
-        os.replace(path, os.path.join(run_dir, name))
-
-
-def load_results(path, query, database):
-    """The results document at path if it holds this query and database's results, else None."""
-    try:
-        with open(path) as fh:
-            doc = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    return doc if (doc.get("query", "query"), doc.get("database", "database")) == (query, database) else None
-
-
-def _model_and_data(dataset, features, backbone, mean, scale, weights, data_dir, root):
+def _model_and_data(settings, root):
     """(net backbone for netgen, the backbone that takes the images, backbone spec, weights,
     data folder, run-name suffix) of a run: the dataset's AlexNet, a DEPLOY:LAYER backbone, or the
     frozen-feature mode on that backbone's features."""
-    if features:
-        from . import features as feats
+    dataset, backbone, mean, scale, weights, data_dir = (settings.dataset, settings.backbone, settings.mean,
+                                                         settings.scale, settings.weights, settings.data_dir)
+    if settings.features:
         try:
-            bb_src, weights, fname = feats.backbone_of(dataset, backbone, mean, scale, weights)
-        except feats.FeatureError as e:
+            bb_src, weights, fname = backbone_of(dataset, backbone, mean, scale, weights)
+        except FeatureError as e:
             raise TrainError(str(e)) from None
-        data_dir = data_dir or feats.features_dir(dataset, fname)
+        data_dir = data_dir or features_dir(dataset, fname)
         manifest = os.path.join(data_dir, "train", "manifest.json")
         if not os.path.exists(manifest):
             raise TrainError("%s: no features for %s: run `make features DATASET=%s%s` first"
                              % (data_dir, fname, dataset, " BACKBONE=%s WEIGHTS=%s" % (backbone, weights) if backbone else ""))
-        from . import convert
-        bb = netgen.features_backbone(fname, convert.check_split(os.path.dirname(manifest))["dim"])
+        bb = netgen.features_backbone(fname, split_folder.check_split(os.path.dirname(manifest))["dim"])
         spec = backbone or netgen.DATASETS[dataset]["backbone"] + ":fc7"
         return bb, bb_src, spec, weights, data_dir, "-%s-frozen" % bb_src["name"]
     bb = foreign_backbone(dataset, backbone, mean, scale, weights) if backbone else None
@@ -459,99 +222,85 @@ def _model_and_data(dataset, features, backbone, mean, scale, weights, data_dir,
     return bb, bb, backbone or netgen.DATASETS[dataset]["backbone"], weights, data_dir, ("-" + bb["name"] if bb else "")
 
 
-def train(dataset, bits, variant, lr=None, lambda_=None, iters=None, gpu=None, weights=None,
-          data_dir=None, run_dir=None, seed=1234, batch=netgen.BATCH, quiet=False, force=False,
-          query="query", database="database", backbone=None, mean=None, scale=None, features=False,
-          alpha=None, shuffle=True, force_new=False, backbone_lr_mult=1.0, init_fch=None, feature_norm=None,
-          similar_weight=None):
-    """The whole job; returns the run's results.json document (metrics and configuration). ``backbone``: another Caffe
-    net as ``deploy.prototxt:layer`` (with ``weights``, its caffemodel; ``mean`` (BGR) and ``scale``
-    of its inputs, applied as Caffe does: (pixel − mean) × scale). ``features``: the frozen-feature
-    mode, fch + losses trained on dhn.features' output for that backbone (``data_dir`` is then
-    the features folder). ``alpha``: θ = α⟨z_i, z_j⟩. ``shuffle``: reshuffle every epoch
-    (dhn_data.ShuffledData) or read in key order (Caffe's Data layer). ``backbone_lr_mult``
-    scales the backbone's lr (0 freezes it). ``init_fch``: fine-tune from the fch of a
-    frozen-feature run (its folder or caffemodel) instead of a random one (warm_start)."""
-    if dataset not in netgen.DATASETS:
-        raise TrainError("unknown dataset %r (one of %s)" % (dataset, ", ".join(netgen.DATASETS)))
+def train(dataset, bits, variant, **options):
+    """run() of RunSettings(dataset, bits, variant, **options): the keyword form of a run."""
+    return run(RunSettings(dataset, bits, variant, **options))
+
+
+def run(settings):
+    """The whole job of a RunSettings; returns the run's results.json document (metrics and
+    configuration). ``backbone``: another Caffe net as ``deploy.prototxt:layer`` (with ``weights``,
+    its caffemodel; ``mean`` (BGR) and ``scale`` of its inputs, applied as Caffe does:
+    (pixel − mean) × scale). ``features``: the frozen-feature mode, fch + losses trained on
+    dhn.features' output for that backbone (``data_dir`` is then the features folder).
+    ``init_fch``: fine-tune from the fch of a frozen-feature run (its folder or caffemodel)
+    instead of a random one (run_folder.warm_start)."""
+    if settings.dataset not in netgen.DATASETS:
+        raise TrainError("unknown dataset %r (one of %s)" % (settings.dataset, ", ".join(netgen.DATASETS)))
     root = os.environ.get("DHN_ROOT", ".")
-    # what no option sets: the paper's setting for the dataset's own net, the measured one for a
-    # head on another pretrained net's features (netgen.mode_defaults)
-    given = dict(lr=lr, lambda_=lambda_, alpha=alpha, similar_weight=similar_weight)
-    given = dict(netgen.mode_defaults(dataset, bits, bool(features or backbone), finetune=not features),
-                 **{k: v for k, v in given.items() if v is not None})
-    lr, lambda_, alpha, similar_weight = given["lr"], given["lambda_"], given["alpha"], given["similar_weight"]
-    bb, img_bb, spec, weights, data_dir, suffix = _model_and_data(dataset, features, backbone, mean, scale, weights,
-                                                                  data_dir, root)
-    run_dir = run_dir or os.path.join(root, "runs", run_name(dataset, bits, variant) + suffix)
+    s = settings.resolved()
+    dataset, bits, variant, features, query, database = s.dataset, s.bits, s.variant, s.features, s.query, s.database
+    bb, img_bb, spec, weights, data_dir, suffix = _model_and_data(s, root)
+    run_dir = s.run_dir or os.path.join(root, "runs", run_folder.run_name(dataset, bits, variant) + suffix)
     for split in ("train", query, database):
         if not os.path.exists(os.path.join(data_dir, split, "manifest.json")):
             raise TrainError("%s: no converted %s split; run `make data DATASET=%s` first"
                              % (os.path.join(data_dir, split), split, dataset))
-    if not features and not backbone and netgen.DATASETS[dataset]["backbone"] == "alexnet" and not os.path.exists(weights):
+    if not features and not s.backbone and netgen.DATASETS[dataset]["backbone"] == "alexnet" and not os.path.exists(weights):
         raise TrainError("%s: ImageNet AlexNet weights missing; run `make weights` (or pass --weights)" % weights)
-    if feature_norm is None:
-        # On by default where it was measured to matter: a pretrained net's raw features
-        # (SqueezeNet pool_final on CIFAR-10, frozen, 48 bits, validation MAP 0.26 without, 0.41
-        # with, at their best lr; README "Why the first fine-tuning runs did not learn"). AlexNet
-        # keeps the paper's fc7 → fch, which nothing here could measure (no weights here).
-        feature_norm = bool(features or backbone)
-    max_iter, stepsize, snapshot, note = schedule(dataset, iters)
-    from . import evaluate
-    from .datasets import file_digest
+    sched = schedule(dataset, s.iters)
     transform = img_bb or netgen.BACKBONES[netgen.DATASETS[dataset]["backbone"]]   # the images' mean and scale
     identity = dict(dataset=dataset, bits=bits, variant=variant, mode="frozen features" if features else "fine-tuned",
                     backbone=spec, weights_sha256=file_digest(weights, "sha256") if weights else None,
-                    features=bb["name"] if features else None, lr=lr, alpha=float(alpha),
-                    max_iter=max_iter, lr_policy=netgen.SOLVER_DEFAULTS["lr_policy"],
-                    gamma=netgen.SOLVER_DEFAULTS["gamma"], stepsize=stepsize, batch=batch, seed=seed,
-                    shuffle=bool(shuffle), train_split=split_key(os.path.join(data_dir, "train")),
-                    backbone_lr_mult=float(backbone_lr_mult), init_fch=None, feature_norm=bool(feature_norm),
-                    similar_weight=similar_weight if similar_weight == "balanced" else float(similar_weight),
+                    features=bb["name"] if features else None, lr=s.lr, alpha=s.alpha,
+                    max_iter=sched.max_iter, lr_policy=netgen.SOLVER_DEFAULTS["lr_policy"],
+                    gamma=netgen.SOLVER_DEFAULTS["gamma"], stepsize=sched.stepsize, batch=s.batch, seed=s.seed,
+                    shuffle=s.shuffle, train_split=split_folder.split_key(os.path.join(data_dir, "train")),
+                    backbone_lr_mult=s.backbone_lr_mult, init_fch=None, feature_norm=s.feature_norm,
+                    similar_weight=s.similar_weight,
                     mean=[float(v) for v in transform["mean"]], scale=float(transform["scale"]),
-                    **{"lambda": 0.0 if variant == "dhn-q" else float(lambda_)})
-    if init_fch:
+                    **{"lambda": s.lambda_})
+    if s.init_fch:
         if features:
             raise TrainError("--init-fch starts a fine-tuning run from a frozen run's fch; this run is frozen itself")
-        identity["init_fch"] = file_digest(final_model(init_fch), "sha256")
+        identity["init_fch"] = file_digest(run_folder.final_model(s.init_fch), "sha256")
     identity = json.loads(json.dumps(identity))
-    with _locked(run_dir):
-        same = check_same_config(run_dir, identity, force_new)
-        if note and not quiet:
-            print(note, file=sys.stderr)
-        file_results_by_database(run_dir)
-        results_path = os.path.join(run_dir, evaluate.results_name(query, database))
-        done = load_results(results_path, query, database) if same and not force else None
+    with run_folder.locked(run_dir):
+        same = run_folder.check_same_config(run_dir, identity, s.force_new)
+        if sched.note and not s.quiet:
+            print(sched.note, file=sys.stderr)
+        run_folder.file_results_by_database(run_dir)
+        results_path = os.path.join(run_dir, run_folder.results_name(query, database))
+        done = run_folder.load_results(results_path, query, database) if same and not s.force else None
         if done:
-            if not quiet:
+            if not s.quiet:
                 print("%s exists: the run is done (pass --force to evaluate again)" % results_path, file=sys.stderr)
             return done
-        cfg = dict(identity, snapshot=snapshot, gpu=gpu)
         # a resumed run's data layer continues its stream where the snapshot left it
-        start_iter = latest_snapshot(run_dir)[0] if same else 0
-        sol = prepare_run(run_dir, cfg, bb if (features or backbone) else None, data_dir, start_iter=start_iter)
-        config = dict(identity=identity, schedule_note=note, snapshot=snapshot, gpu=gpu,
+        start_iter = run_folder.latest_snapshot(run_dir)[0] if same else 0
+        sol = prepare_run(run_dir, s, sched, bb if (features or s.backbone) else None, data_dir, start_iter=start_iter)
+        config = dict(identity=identity, schedule_note=sched.note, snapshot=sched.snapshot, gpu=s.gpu,
                       weights=os.path.abspath(weights) if weights else None, data_dir=os.path.abspath(data_dir),
                       mean=list(img_bb["mean"]) if img_bb and img_bb.get("mean") else None,
                       scale=img_bb["scale"] if img_bb else None,
-                      caffe=caffe_build(), commit=project_commit())
-        write_text(os.path.join(run_dir, "config.json"), json.dumps(config, indent=1))
-        if init_fch:   # the backbone's weights + the frozen run's fch: what caffe train starts from
-            warm_start(weights, init_fch, os.path.join(run_dir, "init.caffemodel"))
+                      caffe=run_folder.caffe_build(), commit=run_folder.project_commit())
+        write_atomic(os.path.join(run_dir, "config.json"), json.dumps(config, indent=1))
+        if s.init_fch:   # the backbone's weights + the frozen run's fch: what caffe train starts from
+            run_folder.warm_start(weights, s.init_fch, os.path.join(run_dir, "init.caffemodel"))
             weights = os.path.join(run_dir, "init.caffemodel")
         final = os.path.join(run_dir, "snapshots", "dhn_iter_%d.caffemodel" % sol.max_iter)
         final_state = final[:-len(".caffemodel")] + ".solverstate"
-        if not (os.path.exists(final_state) and snapshot_is_whole(final_state)):
-            it, state = latest_snapshot(run_dir)
-            if state and not quiet:
+        if not (os.path.exists(final_state) and run_folder.snapshot_is_whole(final_state)):
+            it, state = run_folder.latest_snapshot(run_dir)
+            if state and not s.quiet:
                 print("resuming %s from iteration %d" % (run_dir, it), file=sys.stderr)
             run_caffe_train(run_dir, os.path.join(run_dir, "solver.prototxt"), sol.max_iter,
-                            weights=None if features else weights, snapshot=state, gpu=gpu, quiet=quiet)
+                            weights=None if features else weights, snapshot=state, gpu=s.gpu, quiet=s.quiet)
         plot_loss(os.path.join(run_dir, "train.log"), os.path.join(run_dir, "loss.png"))
         meta = dict(identity, lambda_=identity["lambda"], query=query, database=database,
                     caffe=config["caffe"], commit=config["commit"], run=os.path.basename(os.path.abspath(run_dir)))
-        return evaluate_run(run_dir, dataset, bits, variant, final, data_dir, gpu=gpu, query=query,
-                            database=database, R=DATASET_R.get(dataset), meta=meta)
+        return evaluate.evaluate_run(run_dir, dataset, bits, variant, final, data_dir, gpu=s.gpu, query=query,
+                                     database=database, R=evaluate.DATASET_R.get(dataset), meta=meta)
 
 
 def similar_weight_arg(text):
@@ -587,7 +336,7 @@ def main(argv=None):
     ap.add_argument("--scale", type=float, help="scale of --backbone's inputs after the mean (default 1)")
     ap.add_argument("--data", dest="data_dir", help="converted dataset folder (default data/<dataset>/lmdb)")
     ap.add_argument("--run", dest="run_dir", help="run folder (default runs/<dataset>-<bits>-<variant>)")
-    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--seed", type=int, default=netgen.SEED)
     ap.add_argument("--query", default="query", help="the split of queries (default query)")
     ap.add_argument("--database", default="database",
                     help="the database split (default database; e.g. a dhn.subset one, said in results and report)")
@@ -614,7 +363,7 @@ def main(argv=None):
                     help="read the training split in its stored order (Caffe's Data layer) instead of reshuffling every epoch")
     args = ap.parse_args(argv)
     try:
-        res = train(**{k: v for k, v in vars(args).items()})
+        res = run(RunSettings(**vars(args)))
     except (TrainError, DatasetError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ import sys
 import urllib.request
 
 from dhn import runlock
+from dhn.atomic import write_atomic
 from dhn.datasets import file_digest
 
 ALEXNET_URL = "http://dl.caffe.berkeleyvision.org/bvlc_alexnet.caffemodel"
@@ -44,25 +45,23 @@ def _fetch(out, url, sha1, quiet):
         check(out, sha1)
         return out
     from tqdm import tqdm
-    tmp = out + ".part"
-    try:
-        with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as fh:
-            total = int(resp.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=os.path.basename(out), disable=quiet) as bar:
-                for chunk in iter(lambda: resp.read(1 << 20), b""):
-                    fh.write(chunk)
-                    bar.update(len(chunk))
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise WeightsError("could not download %s (%s): fetch it elsewhere and put it at %s (sha1 %s)"
-                           % (url, getattr(e, "reason", e), out, sha1))
-    try:
-        check(tmp, sha1)
-    except WeightsError:
-        os.unlink(tmp)
-        raise WeightsError("%s: downloaded file's sha1 does not match %s; nothing kept, try again" % (url, sha1))
-    os.replace(tmp, out)
+
+    def download(tmp):
+        try:
+            with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as fh:
+                total = int(resp.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, desc=os.path.basename(out), disable=quiet) as bar:
+                    for chunk in iter(lambda: resp.read(1 << 20), b""):
+                        fh.write(chunk)
+                        bar.update(len(chunk))
+        except OSError as e:
+            raise WeightsError("could not download %s (%s): fetch it elsewhere and put it at %s (sha1 %s)"
+                               % (url, getattr(e, "reason", e), out, sha1))
+        try:
+            check(tmp, sha1)
+        except WeightsError:
+            raise WeightsError("%s: downloaded file's sha1 does not match %s; nothing kept, try again" % (url, sha1))
+    write_atomic(out, download, tmp=out + ".part")     # nothing but a checked file is kept
     return out
 
 

@@ -7,6 +7,7 @@ import pkgutil
 import sys
 
 import dhn.bench as pkg
+from dhn.atomic import write_atomic
 
 
 def main(argv=None):
@@ -37,10 +38,7 @@ def main(argv=None):
         if f.ratio is not None:
             flat[f.name + ".ratio"] = f.ratio
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(flat, fh, indent=1, sort_keys=True)
-    os.replace(tmp, args.out)
+    write_atomic(args.out, json.dumps(flat, indent=1, sort_keys=True))
     print("wrote %s" % args.out, file=sys.stderr)
     if failed:
         print("failed: %s (their figures are missing)" % ", ".join(failed), file=sys.stderr)

@@ -19,6 +19,7 @@ import time
 import cv2
 import numpy as np
 
+from dhn import convert, split_folder
 from dhn.bench import Figure
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # before Caffe loads: keep its log out of the table
@@ -95,7 +96,6 @@ def shuffled_read_rate(split_dir):
 
 
 def run():
-    from dhn import convert
     tmp = tempfile.mkdtemp(prefix="dhn-bench-convert-")
     try:
         bgr = natural_32x32(N)
@@ -106,7 +106,7 @@ def run():
         for enc in ENCODINGS:
             dirs = convert.convert_cifar10(src, os.path.join(tmp, enc), split_indices={"database": np.arange(N)},
                                            size=256, encoding=enc, progress=False)
-            m = convert.check_split(dirs["database"])
+            m = split_folder.check_split(dirs["database"])
             results[enc] = {"img_per_s": m["count"] / m["seconds"],
                             "kb_per_img": m["bytes"]["images"] / m["count"] / 1e3,
                             "read_img_per_s": caffe_read_rate(os.path.join(dirs["database"], "images"))}
@@ -118,7 +118,7 @@ def run():
         for w in (1, None):
             out = convert.convert_cifar10(big, os.path.join(tmp, "png-w%s" % w), progress=False, size=256,
                                           split_indices={"database": np.arange(N_WORKERS)}, encoding="png", workers=w)
-            m1 = convert.check_split(out["database"])
+            m1 = split_folder.check_split(out["database"])
             rate[m1["workers"]] = m1["count"] / m1["seconds"]
         png_all_workers = max(rate)
         png_one, png_all = rate[1], rate[png_all_workers]
@@ -132,7 +132,7 @@ def run():
         dirs = convert.convert_list(os.path.join(tmp, "list.txt"), tmp, os.path.join(tmp, "list-out"),
                                     {"database": np.arange(N)}, num_labels=10, size=256, encoding="png",
                                     progress=False)
-        m = convert.check_split(dirs["database"])
+        m = split_folder.check_split(dirs["database"])
         list_rate = m["count"] / m["seconds"]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

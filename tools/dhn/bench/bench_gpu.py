@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from dhn import netgen
 from dhn.bench import Figure
 
 GPU_ITERS = {64: 50, 256: 20}
@@ -71,7 +72,6 @@ def run():
     if reason:
         print("bench_gpu: skipped: %s" % reason, file=sys.stderr)
         return []
-    from dhn import netgen
     gpu_name = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
                               capture_output=True, text=True).stdout.strip().splitlines()[0]
     figures = []

@@ -24,6 +24,7 @@ import numpy as np
 
 from dhn import convert, lmdb_io, netgen, train
 from dhn.bench import Figure, best_time
+from dhn.bench.bench_train import bench_config
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 
@@ -51,7 +52,6 @@ def forward_rate(bb, weights, batch=16):
 
 def finetune_rate(tmp, bb, weights, iters):
     """Seconds per iteration of `caffe train` (after a warm-up iteration), from its log."""
-    from dhn.bench.bench_train import bench_config
     data = os.path.join(tmp, "lmdb")
     if not os.path.isdir(data):
         rng = np.random.RandomState(1)
@@ -59,8 +59,8 @@ def finetune_rate(tmp, bb, weights, iters):
         convert.build_splits(data, "bench", {"train": np.arange(128)}, np.eye(10, dtype=np.uint8)[np.arange(128) % 10],
                              convert.ArrayLoader(imgs), size=256, progress=False)
     run_dir = os.path.join(tmp, "run-%s" % bb["name"])
-    cfg = bench_config("cifar10", 48, iters + 1, lr=1e-4, lambda_=1.0, feature_norm="layers" in bb)
-    train.prepare_run(run_dir, dict(cfg, snapshot=0, stepsize=10 ** 6), bb if "layers" in bb else None, data)
+    settings, sched = bench_config("cifar10", 48, iters + 1, lr=1e-4, lambda_=1.0, feature_norm="layers" in bb)
+    train.prepare_run(run_dir, settings, sched._replace(snapshot=0, stepsize=10 ** 6), bb if "layers" in bb else None, data)
     solver = os.path.join(run_dir, "solver.prototxt")
     text = open(solver).read()
     open(solver, "w").write(re.sub(r"display: \d+", "display: 1", text).replace("snapshot: 0\n", "") +
@@ -78,7 +78,6 @@ def finetune_rate(tmp, bb, weights, iters):
 
 def frozen_rate(tmp, iters=1000):
     """Seconds for `iters` iterations of a frozen-feature net (fch48 + losses), caffe train."""
-    from dhn.bench.bench_train import bench_config
     split = os.path.join(tmp, "features", "train")
     os.makedirs(split, exist_ok=True)
     rng = np.random.RandomState(2)
@@ -90,8 +89,8 @@ def frozen_rate(tmp, iters=1000):
         fh.write('{"count": 5000, "num_labels": 10, "dim": 1000, "databases": ["features", "labels"], "complete": true}')
     bb = netgen.features_backbone("bench-features", 1000)
     run_dir = os.path.join(tmp, "frozen")
-    cfg = bench_config("cifar10", 48, iters, lr=1e-3, lambda_=1.0, feature_norm=True)
-    train.prepare_run(run_dir, dict(cfg, snapshot=0), bb, os.path.join(tmp, "features"))
+    settings, sched = bench_config("cifar10", 48, iters, lr=1e-3, lambda_=1.0, feature_norm=True)
+    train.prepare_run(run_dir, settings, sched._replace(snapshot=0), bb, os.path.join(tmp, "features"))
     solver = os.path.join(run_dir, "solver.prototxt")
     open(solver, "a").write("snapshot_after_train: false\n")
     t0 = time.perf_counter()

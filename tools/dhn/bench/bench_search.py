@@ -1,4 +1,4 @@
-"""The search index (dhn.search.HammingIndex) against FAISS, at 200,000 and 2,000,000 codes × 64 bits.
+"""The search index (dhn.hamming_index.HammingIndex) against FAISS, at 200,000 and 2,000,000 codes × 64 bits.
 
 Codes: database and 1,000 query codes near 100 random centres (each bit flipped with probability
 0.03, RandomState(0): ≈ 2 bits from its centre, ≈ 4 from a neighbour, so radius-2 balls hold part
@@ -27,7 +27,7 @@ import faiss
 import numpy as np
 
 from dhn.bench import Figure, best_time
-from dhn.search import HammingIndex, ivf_lists
+from dhn.hamming_index import HammingIndex, ivf_lists
 
 SIZES, BITS, NQ, TOP, RADIUS = (200_000, 2_000_000), 64, 1_000, 100, 2
 FLIP = 0.03         # probability of each bit differing from its centre

@@ -18,16 +18,14 @@ import numpy as np
 
 from dhn import convert, synthetic, train
 from dhn.bench import Figure
+from dhn.run_folder import RunSettings
 
 
-def bench_config(dataset, bits, iters, lr, lambda_, **extra):
-    """The run configuration dhn.train would make (defaults otherwise), for prepare_run."""
-    max_iter, stepsize, snapshot, _ = train.schedule(dataset, iters)
-    cfg = dict(dataset=dataset, bits=bits, variant="dhn", batch=64, shuffle=True, seed=1234, alpha=1.0,
-               backbone_lr_mult=1.0, feature_norm=False, max_iter=max_iter, stepsize=stepsize,
-               snapshot=snapshot, gamma=0.5, lr=lr, gpu=None, **{"lambda": lambda_})
-    cfg.update(extra)
-    return cfg
+def bench_config(dataset, bits, iters, lr, lambda_, feature_norm=False):
+    """(resolved RunSettings, Schedule) as dhn.train makes them (defaults otherwise), for prepare_run."""
+    settings = RunSettings(dataset, bits, "dhn", lr=lr, lambda_=lambda_, alpha=1.0, similar_weight=1.0,
+                           feature_norm=feature_norm, iters=iters)
+    return settings.resolved(), train.schedule(dataset, iters)
 
 
 def run():
@@ -39,7 +37,7 @@ def run():
         convert.convert_list(list_file, tmp, data, split, num_labels=len(synthetic.CONCEPTS), size=256,
                              progress=False)
         run_dir = os.path.join(tmp, "run")
-        sol = train.prepare_run(run_dir, bench_config("cifar10", 48, iters, lr=1e-3, lambda_=1.0), None, data)
+        sol = train.prepare_run(run_dir, *bench_config("cifar10", 48, iters, lr=1e-3, lambda_=1.0), None, data)
         t0 = time.perf_counter()
         train.run_caffe_train(run_dir, os.path.join(run_dir, "solver.prototxt"), sol.max_iter, quiet=True)
         seconds = time.perf_counter() - t0

@@ -1,0 +1,297 @@
+"""A run folder, runs/<dataset>-<bits>-<variant>[-<backbone>[-frozen]]/: what is in it and how it is read.
+
+    config.json           the run's identity (IDENTITY: a re-run with another one is refused),
+                          schedule, weights, data, Caffe build and project commit
+    train.prototxt, solver.prototxt, deploy.prototxt, train.log, loss.png
+    snapshots/dhn_iter_<N>.caffemodel|.solverstate
+    codes/<split>.npy     the encoded query and database (dhn.encode)
+    results.json          on the dataset's own query and database; results-<database>.json on
+                          another (results_name), each with its plots and gallery
+
+Here: the folder's names, its configuration (read, compared, written), its snapshots and final
+model, the input transform of its net, the warm start of a fine-tuning run from a frozen run's
+head, its lock, and TrainError, the one-line error every run command ends with.
+"""
+import contextlib
+import glob
+import json
+import os
+import re
+import subprocess
+from dataclasses import dataclass, replace
+
+from caffe.proto import caffe_pb2
+from google.protobuf import text_format
+from google.protobuf.message import DecodeError
+
+from . import netgen, runlock
+from .atomic import write_atomic
+from .datasets import DatasetError, read_json
+
+
+class TrainError(RuntimeError):
+    """A one-line, user-facing reason a run stopped."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What a run is asked for: dhn.train's options as one object (dhn.sweep and dhn.table vary
+    it with dataclasses.replace). None where the mode decides (resolved())."""
+    dataset: str
+    bits: int
+    variant: str                  # netgen.VARIANTS or dhn-b (dhn's net, ranked by inner product)
+    lr: float = None
+    lambda_: float = None         # the paper's λ
+    alpha: float = None           # θ = α⟨z_i, z_j⟩
+    similar_weight: object = None   # weight of a similar pair: a number or "balanced"
+    feature_norm: bool = None     # a BatchNorm between the backbone's features and fch
+    iters: int = None             # max_iter (None: the solver's)
+    batch: int = netgen.BATCH
+    seed: int = netgen.SEED
+    shuffle: bool = True          # reshuffle every epoch (dhn_data.ShuffledData), else key order
+    backbone_lr_mult: float = 1.0   # scales the backbone's lr (0 freezes it)
+    backbone: str = None          # another Caffe net, DEPLOY.prototxt:LAYER
+    weights: str = None           # its caffemodel (default: the dataset's AlexNet)
+    mean: tuple = None            # BGR mean of the backbone's inputs
+    scale: float = None           # and their scale: (pixel − mean) × scale
+    features: bool = False        # the frozen-feature mode, on dhn.features' output
+    init_fch: str = None          # fine-tune from the fch of a frozen run (its folder or caffemodel)
+    data_dir: str = None          # converted dataset, or features, folder
+    run_dir: str = None
+    query: str = "query"
+    database: str = "database"
+    gpu: int = None
+    quiet: bool = False
+    force: bool = False           # evaluate again though results exist
+    force_new: bool = False       # start over a folder that holds another configuration
+
+    def resolved(self):
+        """These settings with what no option set filled in, typed as config.json records them:
+        lr, λ, α and the similar-pair weight are the paper's for the dataset's own net and the
+        measured ones for a head on another pretrained net's features (netgen.mode_defaults);
+        DHN-Q's λ is 0."""
+        head = bool(self.features or self.backbone)
+        d = netgen.mode_defaults(self.dataset, self.bits, head, finetune=not self.features)
+        given = dict(lr=self.lr, lambda_=self.lambda_, alpha=self.alpha, similar_weight=self.similar_weight)
+        d.update({k: v for k, v in given.items() if v is not None})
+        feature_norm = self.feature_norm
+        if feature_norm is None:
+            # On by default where it was measured to matter: a pretrained net's raw features
+            # (SqueezeNet pool_final on CIFAR-10, frozen, 48 bits, validation MAP 0.26 without, 0.41
+            # with, at their best lr; README "Why the first fine-tuning runs did not learn"). AlexNet
+            # keeps the paper's fc7 → fch, which nothing here could measure (no weights here).
+            feature_norm = head
+        return replace(self, lr=d["lr"], alpha=float(d["alpha"]),
+                       lambda_=0.0 if self.variant == "dhn-q" else float(d["lambda_"]),
+                       similar_weight=d["similar_weight"] if d["similar_weight"] == "balanced"
+                       else float(d["similar_weight"]),
+                       feature_norm=bool(feature_norm), shuffle=bool(self.shuffle),
+                       backbone_lr_mult=float(self.backbone_lr_mult))
+
+
+def run_name(dataset, bits, variant):
+    return "%s-%d-%s" % (dataset, bits, variant)
+
+
+def warm_start(backbone_weights, fch_source, out_path):
+    """A caffemodel with the backbone's pretrained layers and the fch layer of fch_source (a
+    frozen-feature run's caffemodel, or its run folder: its final snapshot): `caffe train -weights`
+    then starts fine-tuning from a hash layer already fitted to the backbone's features instead
+    of a random one (whose first pair losses are large on raw non-negative features: README, "Why the
+    first fine-tuning runs did not learn")."""
+    fch_source = final_model(fch_source)
+    net, src = caffe_pb2.NetParameter(), caffe_pb2.NetParameter()
+    with open(backbone_weights, "rb") as fh:
+        net.ParseFromString(fh.read())
+    with open(fch_source, "rb") as fh:
+        src.ParseFromString(fh.read())
+    fch = [layer for layer in src.layer if layer.name in ("fch", "fch_bn")]   # the hash head, its BatchNorm too
+    if not any(layer.name == "fch" for layer in fch):
+        raise TrainError("%s has no fch layer: give a DHN run's caffemodel" % fch_source)
+    kept = [layer for layer in net.layer if layer.name not in ("fch", "fch_bn")]
+    del net.layer[:]
+    net.layer.extend(kept + fch)
+    write_atomic(out_path, net.SerializeToString())
+    return fch_source
+
+
+def final_model(run_or_model):
+    """A run folder's final caffemodel (from its config), or the caffemodel given; TrainError if absent."""
+    path = run_or_model
+    if os.path.isdir(run_or_model):
+        try:
+            with open(os.path.join(run_or_model, "config.json")) as fh:
+                it = json.load(fh)["identity"]["max_iter"]
+        except (OSError, ValueError, KeyError):
+            raise TrainError("%s: not a finished run folder (no config.json): give a run folder or a caffemodel"
+                             % run_or_model) from None
+        path = os.path.join(run_or_model, "snapshots", "dhn_iter_%d.caffemodel" % it)
+    if not os.path.isfile(path):
+        raise TrainError("%s: no trained model there: train that run first (make train ... FEATURES=1)" % path)
+    return path
+
+
+def read_config(run_dir):
+    """The run's config.json; DatasetError (one line) when it is unreadable."""
+    return read_json(os.path.join(run_dir, "config.json"),
+                     "the run's configuration is lost: train it again (make train ... FORCE_NEW=1)")
+
+
+def results_name(query="query", database="database"):
+    """The file of a run's results on one query and one database split: results.json on the dataset's
+    own query and database, results-<database>.json (results-<query>-vs-<database>.json) on others;
+    so evaluating a run on another database writes beside its results, never over them."""
+    if (query, database) == ("query", "database"):
+        return "results.json"
+    name = database if query == "query" else "%s-vs-%s" % (query, database)
+    return "results-%s.json" % name.replace(os.sep, "_")
+
+
+def results_suffix(name):
+    """'' for results.json, '-<database>' for results-<database>.json: the plots' and gallery's suffix."""
+    return os.path.splitext(name)[0][len("results"):]
+
+
+def data_transform(train_prototxt):
+    """(crop, BGR mean, scale) of the training net's data layer (netgen.data_transform)."""
+    net = caffe_pb2.NetParameter()
+    with open(train_prototxt) as fh:
+        text_format.Merge(fh.read(), net)
+    return netgen.data_transform(net)
+
+
+def snapshot_is_whole(state_path):
+    """A run killed while Caffe writes a snapshot leaves a truncated file: whole means the
+    .solverstate parses, its .caffemodel parses, and the state's momentum history has one blob
+    per learnable blob of the model."""
+    state, model = caffe_pb2.SolverState(), caffe_pb2.NetParameter()
+    try:
+        with open(state_path, "rb") as fh:
+            state.ParseFromString(fh.read())
+        model_path = os.path.join(os.path.dirname(state_path), os.path.basename(state.learned_net))
+        with open(model_path, "rb") as fh:
+            model.ParseFromString(fh.read())
+    except (OSError, DecodeError):
+        return False
+    n_blobs = sum(len(layer.blobs) for layer in model.layer)
+    return n_blobs > 0 and len(state.history) == n_blobs
+
+
+def latest_snapshot(run_dir, subdir="snapshots"):
+    """(iteration, .solverstate path) of the newest whole snapshot, or (0, None)."""
+    found = []
+    for path in glob.glob(os.path.join(run_dir, subdir, "dhn_iter_*.solverstate")):
+        found.append((int(re.search(r"_iter_(\d+)\.solverstate$", path).group(1)), path))
+    for it, path in sorted(found, reverse=True):
+        if snapshot_is_whole(path):
+            return it, path
+    return 0, None
+
+
+# ----------------------------------------------------------------------------- configuration
+
+def caffe_build():
+    """The Caffe build in use: its BUILD_INFO (version, variant, python, patches hash)."""
+    info = {"root": os.environ.get("CAFFE_ROOT")}
+    try:
+        for line in open(os.path.join(os.environ["CAFFE_ROOT"], "BUILD_INFO")):
+            key, _, value = line.strip().partition(" ")
+            if key in ("caffe", "system", "variant", "python", "patches"):
+                info[key] = value
+    except (KeyError, OSError):
+        pass
+    return info
+
+
+def project_commit():
+    """The project's git commit, "+dirty" when tracked files differ from it; None outside git."""
+    root = os.environ.get("DHN_ROOT") or os.path.join(os.path.dirname(__file__), "..", "..")
+    try:
+        head = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if head.returncode:
+            return None
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+# What makes a run folder one configuration: a re-run with any of these changed is refused.
+IDENTITY = ("dataset", "bits", "variant", "mode", "backbone", "weights_sha256", "features", "lr", "lambda",
+            "alpha", "max_iter", "lr_policy", "gamma", "stepsize", "batch", "seed", "shuffle", "train_split",
+            "backbone_lr_mult", "init_fch", "feature_norm", "similar_weight", "mean", "scale")
+
+
+def check_same_config(run_dir, identity, force_new):
+    """Refuse (TrainError, one line) a run folder trained under another configuration; with
+    force_new, empty it instead. Returns True when the folder already holds this configuration."""
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        return False
+    try:
+        doc = read_json(path, "pass --force-new (make: FORCE_NEW=1) to start the run over, or --run NAME for a "
+                              "new run folder")
+    except DatasetError as e:
+        if not force_new:
+            raise TrainError(str(e)) from None
+        doc = {}
+    old = doc.get("identity")
+    if old is not None and "mean" not in old:
+        # recorded before the input transform joined the identity: the config's own mean and scale
+        # (None there: the dataset's own backbone, whose transform no option changes)
+        old = dict(old, mean=identity["mean"] if doc.get("mean") is None else doc["mean"],
+                   scale=identity["scale"] if doc.get("scale") is None else doc["scale"])
+    if old is not None and "similar_weight" not in old:
+        old = dict(old, similar_weight=1.0)    # recorded before the option existed: the paper's weight
+    if old == identity:
+        return True
+    if force_new:
+        runlock.empty(run_dir)     # the caller holds the folder's lock: its file stays
+        return False
+    if old is None:
+        what = "an older layout without a recorded configuration"
+    else:
+        diff = [k for k in IDENTITY if old.get(k) != identity.get(k)]
+        what = ", ".join("%s %s -> %s" % (k, old.get(k), identity.get(k)) for k in diff)
+    raise TrainError("%s holds a run of another configuration (%s): pass --force-new (make: FORCE_NEW=1) to "
+                     "start it over, or --run NAME for a new run folder" % (run_dir, what))
+
+
+@contextlib.contextmanager
+def locked(run_dir):
+    """The run folder's lock (runlock) for the block; another process holding it is a TrainError."""
+    try:
+        with runlock.hold(run_dir):
+            yield
+    except runlock.Busy as e:
+        raise TrainError(str(e)) from None
+
+
+def _read_results(path):
+    """The results document at path; None when there is none or it does not parse."""
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def file_results_by_database(run_dir):
+    """A results.json written before results were filed per database (results_name) may
+    hold another database's results: it moves to that database's name, where nothing overwrites it."""
+    path = os.path.join(run_dir, "results.json")
+    doc = _read_results(path)
+    if doc is None:
+        return
+    name = results_name(doc.get("query", "query"), doc.get("database", "database"))
+    if name != "results.json" and not os.path.exists(os.path.join(run_dir, name)):
+        os.replace(path, os.path.join(run_dir, name))
+
+
+def load_results(path, query, database):
+    """The results document at path if it holds this query and database's results, else None."""
+    doc = _read_results(path)
+    if doc is None:
+        return None
+    return doc if (doc.get("query", "query"), doc.get("database", "database")) == (query, database) else None

@@ -1,0 +1,67 @@
+"""A converted split folder (dhn.convert, dhn.features, dhn.subset): reading it back.
+
+    <split>/manifest.json, <split>/images/ (or features/), <split>/labels/, <split>/records.txt
+
+What every module that reads a split uses: the checked manifest, the label matrix, and the
+fingerprint a run records of its training split. Writing splits is dhn.convert's.
+"""
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from . import lmdb_io
+from .datasets import DatasetError, read_json
+
+
+def check_split(split_dir):
+    """The manifest of a finished split, after checking that its images and labels LMDBs
+    hold the same number of records (the manifest's count). DatasetError otherwise."""
+    mpath = os.path.join(split_dir, "manifest.json")
+    if not os.path.isfile(mpath):
+        raise DatasetError("%s: not a finished conversion (no manifest.json): run python -m dhn.convert"
+                           % split_dir)
+    manifest = read_json(mpath, "delete %s and build it again (make data, or make features for a features split)"
+                         % split_dir)
+    if not isinstance(manifest, dict) or not manifest.get("complete"):
+        raise DatasetError("%s: conversion not complete: delete it and convert again" % mpath)
+    counts = {}
+    dbs = manifest.get("databases", ["images", "labels"])   # a features split (dhn.features): features, labels
+    for db in dbs:
+        path = os.path.join(split_dir, db)
+        if not os.path.isfile(os.path.join(path, "data.mdb")):
+            raise DatasetError("%s: missing LMDB: delete %s and convert again" % (path, split_dir))
+        counts[db] = lmdb_io.count(path)
+    if counts[dbs[0]] != counts["labels"]:
+        raise DatasetError("%s: %s/ holds %d records but labels/ holds %d: the conversion is damaged; "
+                           "delete %s and convert again" % (split_dir, dbs[0], counts[dbs[0]], counts["labels"], split_dir))
+    if counts[dbs[0]] != manifest["count"]:
+        raise DatasetError("%s: %d records but manifest.json says %d: delete %s and convert again"
+                           % (split_dir, counts[dbs[0]], manifest["count"], split_dir))
+    return manifest
+
+
+def read_split_labels(split_dir):
+    """N×C uint8 0/1 label matrix of a converted split, in record order (after check_split)."""
+    manifest = check_split(split_dir)
+    c = manifest["num_labels"]
+    out = np.zeros((manifest["count"], c), np.uint8)
+    n = 0
+    for n, datum in enumerate(lmdb_io.read(os.path.join(split_dir, "labels")), 1):
+        vec = lmdb_io.datum_array(datum).reshape(-1)
+        if vec.size != c:
+            raise DatasetError("%s: record %d has %d labels, manifest says %d" % (split_dir, n - 1, vec.size, c))
+        if vec.max() > 1:
+            raise lmdb_io.damaged(os.path.join(split_dir, "labels"), "record %d holds a label other than 0 or 1" % (n - 1))
+        out[n - 1] = vec
+    if n != manifest["count"]:
+        raise DatasetError("%s: read %d label records, expected %d" % (split_dir, n, manifest["count"]))
+    return out
+
+
+def split_key(split_dir):
+    """A short fingerprint of a converted (or features) split: sha256 of its manifest's key."""
+    key = read_json(os.path.join(split_dir, "manifest.json"),
+                    "delete %s and build it again (make data / make features)" % split_dir).get("key")
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
