@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from dhn import convert, train
+from dhn import convert, split_folder, train
 
 SQ = os.path.normpath(os.path.join(os.path.abspath(os.environ.get("DHN_ROOT", ".")), "..", "shared", "data", "squeezenet_v1.0_dc"))
 FEATURES = os.path.join("data", "cifar10", "features", "squeezenet_v1.0_dc-pool_final")
@@ -25,7 +25,7 @@ FEATURES = os.path.join("data", "cifar10", "features", "squeezenet_v1.0_dc-pool_
 
 def carve(features=FEATURES):
     train_dir, sweep = os.path.join(features, "train"), os.path.join(features, "sweep")
-    n = convert.check_split(train_dir)["count"]
+    n = split_folder.check_split(train_dir)["count"]
     order = np.random.RandomState(0).permutation(n)
     n_val = int(round(0.2 * n))
     convert.subset_split(train_dir, os.path.join(sweep, "train"), np.sort(order[n_val:]), "train", seed=0, shuffle=True)
