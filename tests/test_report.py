@@ -168,3 +168,23 @@ def test_report_without_runs(tmp_path, capsys):
     assert capsys.readouterr().err.endswith("error: %s: no such folder: give the folder that holds the run folders "
                                             "(--runs; make train writes runs/NAME/)\n" % (tmp_path / "rusn"))
     assert not os.path.exists(tmp_path / "rusn")
+
+
+def test_lambda_chosen_per_length_is_one_row(tmp_path):
+    """Runs whose λ differs only with the code length (netgen.HEAD_DEFAULTS, a sweep per length)
+    share a row that names λ per length; two λ at one length are two rows."""
+    runs = tmp_path / "runs"
+    frozen = dict(FROZEN, lr=2.5e-3, similar_weight="balanced")
+    for bits, lam, m in ((12, 1.0, 0.37), (48, 0.1, 0.47)):
+        write_run(runs, "f%d" % bits, dataset="cifar10", bits=bits, variant="dhn", map=m, R=54000, n_database=54000,
+                  seed=1, **dict(frozen, alpha=10 / bits), **{"lambda": lam})
+    rows = [line for line in report.tables(report.load_runs(str(runs))).splitlines() if line.startswith("| DHN — back")]
+    assert rows == ["| DHN — backbone squeezenet_v1.0_dc:pool_final, frozen features, α 10/K, balanced pairs, lr 0.0025, "
+                    "λ 1 / 0.1 at 12 / 48 bits | 0.370 | — | — | 0.470 |"]
+    write_run(runs, "f48b", dataset="cifar10", bits=48, variant="dhn", map=0.46, R=54000, n_database=54000,
+              seed=1, **dict(frozen, alpha=10 / 48), **{"lambda": 1.0})
+    rows = [line for line in report.tables(report.load_runs(str(runs))).splitlines() if line.startswith("| DHN — back")]
+    assert rows == ["| DHN — backbone squeezenet_v1.0_dc:pool_final, frozen features, α 10/K, balanced pairs, lr 0.0025, "
+                    "λ 0.1 | — | — | — | 0.470 |",
+                    "| DHN — backbone squeezenet_v1.0_dc:pool_final, frozen features, α 10/K, balanced pairs, lr 0.0025, "
+                    "λ 1 | 0.370 | — | — | 0.460 |"]

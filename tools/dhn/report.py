@@ -123,7 +123,24 @@ def _alpha_text(run):
     return "%d/K" % per if per else "%g" % run["alpha"]
 
 
-def setting(run):
+def _lambda(run):
+    return run.get("lambda", run.get("lambda_", 0))
+
+
+def _without_lambda(run):
+    return {k: v for k, v in run.items() if k not in ("lambda", "lambda_")}
+
+
+def _lambda_text(lambdas):
+    """'λ 0.1', or 'λ 1 / 0.3 / 0.1 at 12 / 24 / 48 bits' where it was chosen per length."""
+    values = sorted(set(lambdas.values()))
+    if len(values) == 1:
+        return "λ %g" % values[0]
+    bits = sorted(lambdas)
+    return "λ %s at %s bits" % (" / ".join("%g" % lambdas[b] for b in bits), " / ".join(str(b) for b in bits))
+
+
+def setting(run, lambdas=None):
     """The row label's tail: how the run's configuration differs from the paper's, plus lr and λ
     (which the paper cross-validated). None for a run without a recorded configuration."""
     if "lr" not in run or "mode" not in run:
@@ -153,7 +170,7 @@ def setting(run):
     full = FULL_DATABASE.get(run["dataset"])
     if run.get("database", "database") != "database" or (full and run.get("n_database") not in (None, full)):
         parts.append("database %s (%s images)" % (run.get("database", "?"), format(run.get("n_database", 0), ",")))
-    parts.append("lr %g, λ %g" % (run["lr"], run.get("lambda", run.get("lambda_", 0))))
+    parts.append("lr %g, %s" % (run["lr"], _lambda_text(lambdas or {run.get("bits"): _lambda(run)})))
     return ", ".join(parts)
 
 
@@ -191,11 +208,23 @@ def rows_of(mine):
     """[(label, variant, {bits: [maps]}, runs)] — one row per (variant, configuration but bits/seed)."""
     groups = {}
     for r in mine:
-        key = (r["variant"], config_key(dict(r, bits=None)))
+        # λ may be chosen per length (netgen.HEAD_DEFAULTS, a sweep per length): one row, its λ
+        # named per length, unless two runs of one length differ in λ (then a row per λ)
+        key = (r["variant"], config_key(_without_lambda(r)))
         groups.setdefault(key, []).append(r)
+    split = {}
+    for (variant, key), runs in groups.items():
+        per_bits = {}
+        for r in runs:
+            per_bits.setdefault(r.get("bits"), set()).add(_lambda(r))
+        if any(len(v) > 1 for v in per_bits.values()):
+            for r in runs:
+                split.setdefault((variant, key, _lambda(r)), []).append(r)
+        else:
+            split[(variant, key, None)] = runs
     rows = []
-    for (variant, _), runs in groups.items():
-        tail = setting(runs[0])
+    for (variant, _, _), runs in split.items():
+        tail = setting(runs[0], {r.get("bits"): _lambda(r) for r in runs})
         label = "%s — %s" % (VARIANT_NAMES.get(variant, variant), tail if tail else "configuration not recorded (%s)"
                                 % runs[0]["run"])
         cells = {}
@@ -260,35 +289,39 @@ def plot(runs, baselines, png):
     import textwrap
     fig, ax = plt.subplots(figsize=(11, 5.5))
     ticks = set(BITS)
-    for ds in sorted({r["dataset"] for r in runs}):
+    datasets = sorted({r["dataset"] for r in runs})
+    for ds in datasets:
         mine = [r for r in runs if r["dataset"] == ds]
+        # several datasets share the axes: every label says which one it is
+        tag = ("%s: " % TITLES.get(ds, ds)) if len(datasets) > 1 else ""
         for label, _, cells, _ in rows_of(mine):
             b = sorted(cells)
             ticks |= set(b)
             ax.errorbar(b, [np.mean(cells[k]) for k in b], yerr=[np.std(cells[k], ddof=1) if len(cells[k]) > 1 else 0
                                                                  for k in b], marker="o", capsize=3,
-                        label=textwrap.fill(label, 60))
+                        label=textwrap.fill(tag + label, 60))
         for v in VARIANTS:
             if (ds, v) in PAPER:
                 pts = sorted(PAPER[(ds, v)].items())
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], "k:", marker="x", label="%s paper" % VARIANT_NAMES[v])
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "k:", marker="x", label="%s%s paper" % (tag, VARIANT_NAMES[v]))
         for bl in baselines:
             if any(r.get("n_database") == bl["n_database"] for r in mine):
                 lsh = sorted((int(k), np.mean(v)) for k, v in bl["lsh"].items())
                 ax.plot([p[0] for p in lsh], [p[1] for p in lsh], "--", marker="s", color="gray",
-                        label="LSH (%s)" % bl["database"])
-                ax.axhline(bl["cosine"], ls="-.", color="gray", lw=1, label="cosine (%s)" % bl["database"])
+                        label="%sLSH (%s)" % (tag, bl["database"]))
+                ax.axhline(bl["cosine"], ls="-.", color="gray", lw=1, label="%scosine (%s)" % (tag, bl["database"]))
                 if "probe" in bl:
-                    ax.axhline(bl["probe"], ls="-", color="black", lw=1, label="linear probe (%s)" % bl["database"])
+                    ax.axhline(bl["probe"], ls="-", color="black", lw=1, label="%slinear probe (%s)" % (tag, bl["database"]))
     ax.set_xlabel("bits")
     ax.set_ylabel("MAP")
     ax.set_xticks(sorted(ticks))
     ax.grid(alpha=0.3)
     # beside the axes, never on them: with many rows an inside legend hid the paper's curve
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
-    fig.tight_layout()
-    write_atomic(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))   # the legend
-    plt.close(fig)                                                                                 # outside kept whole
+    # bbox_inches="tight" sizes the figure to the axes and the legend outside them (tight_layout
+    # cannot: it only fits the axes into the figure, and warns with a tall legend)
+    write_atomic(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+    plt.close(fig)
     return png
 
 
