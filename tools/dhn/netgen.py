@@ -74,6 +74,8 @@ def mode_defaults(dataset, bits, head, finetune=False):
     alpha_bits = d.pop("alpha_bits")
     d["alpha"] = 1.0 if alpha_bits is None else alpha_bits / bits
     return d
+
+
 VARIANTS = ("dhn", "dhn-q", "dhn-e")   # dhn-b is dhn's net, retrieved without sign()
 BITS = (12, 24, 32, 48)
 DATASETS = {
