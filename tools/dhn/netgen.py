@@ -48,8 +48,9 @@ DEFAULT_LAMBDA = 10.0    # see the module docstring
 # 0.43 by sign vs 0.51 by inner product); θ = (10/K)⟨z_i, z_j⟩ (thuml/HashNet's sigmoid_param)
 # keeps θ's range the same at every K and needs |z| near 1; about one pair in ten is similar on
 # CIFAR-10, and weighting similar pairs by #pairs/#similar (HashNet's balance) is worth +0.05 at
-# 48 bits (0.418 → 0.463 held-out). λ: the best of 0/0.1/0.3/1 per length (ties to the smaller);
-# more iterations than the authors' 3,000 overfit the 5,000 training images (10,000: −0.010).
+# 48 bits (0.418 → 0.463 held-out). λ: the held-out best of 0.1/0.3/1 per length (less than
+# 0.003 apart: the smaller); more iterations than the authors' 3,000 overfit the 5,000 training
+# images (10,000: −0.010).
 HEAD_DEFAULTS = dict(lr=2.5e-3, lambda_={12: 1.0, 24: 0.3, 32: 0.3, 48: 0.1}, alpha_bits=10.0,
                      similar_weight="balanced")
 PAPER_DEFAULTS = dict(lr=DEFAULT_LR, lambda_=DEFAULT_LAMBDA, alpha_bits=None, similar_weight=1.0)
