@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import replace
 
-from . import baselines, features, netgen, report, sweep, train
+from . import baselines, features, report, sweep, train
 from .atomic import write_atomic
 from .run_folder import RunSettings, TrainError
 
@@ -48,9 +48,9 @@ def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48),
     # every run's settings but its bits, variant, lr, λ and seed (set per run below)
     base = RunSettings(dataset, 0, "dhn", features=True, backbone=backbone, weights=weights, iters=iters, quiet=True)
     for k in bits:
-        if not cross_validate:
-            d = netgen.mode_defaults(dataset, k, head=True)
-            choices[k] = {"lr": d["lr"], "lambda": d["lambda_"], "map": None, "source": "netgen.HEAD_DEFAULTS"}
+        if not cross_validate:   # what dhn.train itself fills in for this mode (RunSettings.resolved)
+            d = replace(base, bits=k).resolved()
+            choices[k] = {"lr": d.lr, "lambda": d.lambda_, "map": None, "source": "netgen.HEAD_DEFAULTS"}
             continue
         t0 = time.time()
         best, _ = sweep.run(replace(base, bits=k), lrs, lambdas)
@@ -63,7 +63,7 @@ def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48),
         lr, lam = choices[k]["lr"], choices[k]["lambda"]
         for variant in variants:
             for seed in seeds:
-                res = train.run(replace(base, bits=k, variant=variant, lr=lr, lambda_=0.0 if variant == "dhn-q" else lam,
+                res = train.run(replace(base, bits=k, variant=variant, lr=lr, lambda_=lam,   # DHN-Q: 0 (resolved)
                                         seed=seed, database=database,
                                         run_dir=os.path.join(root, "runs", run_name(dataset, k, variant, fname, seed))))
                 print("dhn.table: %s %d bits seed %d: MAP %.4f" % (variant, k, seed, res["map"]), file=sys.stderr)
