@@ -13,12 +13,14 @@ same over the project's converted splits (dhn.convert), so no image files are ne
                            'crop_size': 227, 'mirror': True, 'mean': [104, 117, 123]}" } }
 
 - ``source``: a converted split folder: ``images/`` (or ``features/`` for frozen-feature runs,
-  dhn.features) and ``labels/``, LMDBs of Caffe Datums with keys ``%08d``.
+  dhn.features) and ``labels/``, LMDBs of Caffe Datums with keys ``%08d``; or a stored split
+  (dhn.stored: ``blobs.npy``, V views of a lower layer's output per record, read memory-mapped).
 - Order: epoch e is ``RandomState([seed, e]).permutation(N)``; batches run on across epoch
   ends, as ImageData's do. ``shuffle: False`` reads in key order (as ``Data``).
 - Transform, as Caffe's DataTransformer does in the TRAIN phase: a random ``crop_size`` crop
   (offsets uniform), a mirror with probability 1/2 when ``mirror``, then (pixel − mean) × scale.
-  Batch t's crops/mirrors come from ``RandomState([seed, 2**20, t])``. Features pass unchanged.
+  Batch t's crops/mirrors come from ``RandomState([seed, 2**20, t])``. Features pass unchanged;
+  from a stored split each sample takes one of its record's V views, drawn from the same stream.
 - Resume: order and augmentation are functions of the batch number only, so ``start_iter: T``
   (dhn.train writes it when resuming from iteration T) continues the stream exactly; without it
   a resumed ``caffe train -snapshot`` restarts the stream at batch 0, as ``Data`` restarts its
@@ -87,6 +89,8 @@ class ShuffledData(caffe.Layer):
         self.p = p
         src = p["source"]
         kind = "features" if os.path.isdir(os.path.join(src, "features")) else "images"
+        if os.path.isfile(os.path.join(src, "blobs.npy")):
+            return self._setup_blobs(src, p)
         for db in (kind, "labels"):
             if not os.path.isfile(os.path.join(src, db, "data.mdb")):
                 _fail("%s: no %s LMDB: convert the dataset first (make data / make features)"
@@ -114,6 +118,27 @@ class ShuffledData(caffe.Layer):
         self.batch = int(p["start_iter"])     # batches already consumed (a resumed run)
         self.order = EpochOrder(n, int(p["seed"]), bool(p["shuffle"]), start=self.batch * int(p["batch_size"]))
 
+    def _setup_blobs(self, src, p):
+        """A stored split (dhn.stored): labels from its LMDB, views from blobs.npy (memory-mapped:
+        5,000 images × 2 views of SqueezeNet's fire9/concat are 1.7 GB of float16)."""
+        from dhn.split_folder import check_split
+        from dhn.datasets import DatasetError
+        try:
+            check_split(src)
+        except DatasetError as e:
+            _fail(str(e))
+        self.kind, self.features = "blobs", None
+        self.labels = np.stack([datum_array(d).reshape(-1) for d in self._read_all(os.path.join(src, "labels"))])
+        self.labels = self.labels.astype(np.float32)
+        self.stored = np.load(os.path.join(src, "blobs.npy"), mmap_mode="r")
+        n = len(self.labels)
+        if len(self.stored) % n:
+            _fail("%s: %d stored views for %d labels: store the split again" % (src, len(self.stored), n))
+        self.views = len(self.stored) // n
+        self.shape = tuple(self.stored.shape[1:])
+        self.batch = int(p["start_iter"])
+        self.order = EpochOrder(n, int(p["seed"]), bool(p["shuffle"]), start=self.batch * int(p["batch_size"]))
+
     @staticmethod
     def _read_all(path):
         with lmdb.open(path, readonly=True, lock=False) as env, env.begin() as txn:
@@ -137,6 +162,12 @@ class ShuffledData(caffe.Layer):
     def forward(self, bottom, top):
         idx = self.order.take(int(self.p["batch_size"]))
         top[1].data[...] = self.labels[idx].reshape(top[1].data.shape)
+        if self.kind == "blobs":
+            aug = np.random.RandomState([int(self.p["seed"]), 1 << 20, self.batch])   # this batch's views
+            self.batch += 1
+            rows = idx * self.views + aug.randint(self.views, size=len(idx))
+            top[0].data[...] = self.stored[rows]
+            return
         if self.features is not None:
             self.batch += 1
             top[0].data[...] = self.features[idx].reshape(top[0].data.shape)

@@ -105,11 +105,31 @@ def _load_net(deploy_prototxt, caffemodel, crop, code_blob, gpu):
     return net
 
 
-def encode(deploy_prototxt, caffemodel, images_lmdb, crop, mean_bgr, batch_size=64, code_blob="code",
-           gpu=None, scale=1.0, progress=True):
-    """float32 N×K codes of every image in images_lmdb, in key order (the LMDB's record order).
-    crop=None: images_lmdb holds feature records (dhn.features) that go in unchanged (no crop,
-    mean or scale), the frozen-feature mode's encoding."""
+VIEWS = (1, 2, 10)   # centre; centre and its mirror; the four corners and the centre, each mirrored too
+
+
+def view_crops(chw, crop, views=1):
+    """The ``views`` crops of one C×H×W image, in a fixed order: 1: the centre crop (Caffe's TEST
+    phase); 2: it and its horizontal mirror; 10: the centre and the four corners, then the same
+    five mirrored (Caffe's classic oversample)."""
+    if views == 1:
+        return [centre_crop(chw, crop)]
+    c = centre_crop(chw, crop)
+    if views == 2:
+        return [c, c[:, :, ::-1]]
+    if views != 10:
+        raise ValueError("views must be one of %s, got %r" % (", ".join(map(str, VIEWS)), views))
+    h, w = chw.shape[1:]
+    five = [c] + [chw[:, y:y + crop, x:x + crop] for y in (0, h - crop) for x in (0, w - crop)]
+    return five + [v[:, :, ::-1] for v in five]
+
+
+def forward_batches(net, images_lmdb, crop, mean_bgr, out_blob="code", batch_size=64, scale=1.0, views=1,
+                    progress=True):
+    """Forward every record of images_lmdb (in key order) through ``net`` and yield the ``out_blob``
+    outputs batch by batch (float32 arrays, ``views`` rows per image, as view_crops orders them),
+    so that a caller can stream them to disk. crop=None: the records are feature vectors that go
+    in unchanged (the frozen-feature mode)."""
     from tqdm import tqdm
     mean = np.asarray(mean_bgr if crop else (0, 0, 0), np.float32).reshape(-1)
     if mean.size != 3:
@@ -119,23 +139,25 @@ def encode(deploy_prototxt, caffemodel, images_lmdb, crop, mean_bgr, batch_size=
     if not os.path.isdir(images_lmdb):
         raise ValueError("%s: no such LMDB (convert the dataset first: make data DATASET=...)" % images_lmdb)
     n = lmdb_io.count(images_lmdb)
-    net = _load_net(deploy_prototxt, caffemodel, crop, code_blob, gpu)
     item = (3, crop, crop) if crop else tuple(net.blobs[net.inputs[0]].data.shape[1:])
-    batch = np.empty((batch_size,) + item, np.float32)
-    codes, filled = [], 0
+    per_batch = max(1, batch_size // views) * views
+    batch = np.empty((per_batch,) + item, np.float32)
+    filled = 0
 
     def flush():
         data = net.blobs[net.inputs[0]]   # 'data', or a foreign backbone's own input name
         if data.data.shape[0] != filled:
             data.reshape(filled, *item)
         data.data[...] = batch[:filled]
-        out = net.forward(blobs=[code_blob])[code_blob]
-        codes.append(np.array(out, np.float32).reshape(filled, -1))
+        out = net.forward(blobs=[out_blob])[out_blob]
+        return np.array(out, np.float32)
 
     name = os.path.join(*os.path.normpath(os.path.abspath(images_lmdb)).split(os.sep)[-2:])   # query/images
-    with tqdm(total=n, unit="img", desc="encode %s" % name,
+    any_record = False
+    with tqdm(total=n, unit="img", desc="forward %s" % name,
               disable=not progress, file=sys.stderr) as bar:
         for i, datum in enumerate(lmdb_io.read(images_lmdb)):
+            any_record = True
             try:
                 img = lmdb_io.datum_array(datum)
             except ValueError:      # an encoded record that OpenCV cannot decode
@@ -144,23 +166,37 @@ def encode(deploy_prototxt, caffemodel, images_lmdb, crop, mean_bgr, batch_size=
                 if img.size != np.prod(item):
                     raise ValueError("%s: records of %d values, the net takes %s" % (images_lmdb, img.size, item))
                 batch[filled] = img.reshape(item)
+                filled += 1
             else:
                 if img.shape[0] != 3:
                     raise ValueError("%s: images must have 3 (BGR) channels, got %d" % (images_lmdb, img.shape[0]))
-                batch[filled] = centre_crop(img, crop)
-                batch[filled] -= mean[:, None, None]
-                if scale != 1:
-                    batch[filled] *= scale
-            filled += 1
-            if filled == batch_size:
-                flush()
-                bar.update(filled)
+                for view in view_crops(img, crop, views):
+                    batch[filled] = view
+                    batch[filled] -= mean[:, None, None]
+                    if scale != 1:
+                        batch[filled] *= scale
+                    filled += 1
+            if filled == per_batch:
+                yield flush()
+                bar.update(filled // views)
                 filled = 0
         if filled:
-            flush()
-            bar.update(filled)
-    if not codes:
+            yield flush()
+            bar.update(filled // views)
+    if not any_record:
         raise ValueError("%s holds no images" % images_lmdb)
+
+
+def encode(deploy_prototxt, caffemodel, images_lmdb, crop, mean_bgr, batch_size=64, code_blob="code",
+           gpu=None, scale=1.0, progress=True):
+    """float32 N×K codes of every image in images_lmdb, in key order (the LMDB's record order).
+    crop=None: images_lmdb holds feature records (dhn.features) that go in unchanged (no crop,
+    mean or scale), the frozen-feature mode's encoding."""
+    if not os.path.isdir(images_lmdb):
+        raise ValueError("%s: no such LMDB (convert the dataset first: make data DATASET=...)" % images_lmdb)
+    net = _load_net(deploy_prototxt, caffemodel, crop, code_blob, gpu)
+    codes = [out.reshape(len(out), -1) for out in
+             forward_batches(net, images_lmdb, crop, mean_bgr, code_blob, batch_size, scale, progress=progress)]
     return np.concatenate(codes)
 
 

@@ -26,13 +26,13 @@ GREEN, RED = (40, 170, 40), (220, 40, 40)   # RGB
 
 
 def image_split(data_dir, split):
-    """The folder holding a split's images: the split itself, or for a features split the image
-    split its features were computed from."""
+    """The folder holding a split's images: the split itself, or for a features or stored split
+    (dhn.features, dhn.stored) the image split it was computed from."""
     d = os.path.join(data_dir, split)
     manifest = split_folder.check_split(d)
-    if "features" in manifest.get("databases", []):
+    if "images" not in manifest.get("databases", ["images"]):
         src = manifest.get("source_split")
-        while src and "features" in split_folder.check_split(src).get("databases", []):
+        while src and "images" not in split_folder.check_split(src).get("databases", ["images"]):
             src = split_folder.check_split(src).get("source_split")
         if not src and manifest.get("subset_of"):
             src = manifest["subset_of"]

@@ -1,0 +1,175 @@
+"""The stored mode (dhn.stored, make train UPPER=) on generated data with a small foreign backbone
+saved from random init: the cut, the stored views against pycaffe's TEST-phase forward, the data
+layer over them, a stored-mode run that learns, its trained layers put back into the whole net
+(codes from images equal the stored path's), and whole-net fine-tuning that fits that head first
+and keeps its BatchNorm's statistics."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from caffe.proto import caffe_pb2
+from google.protobuf import text_format
+
+from dhn import convert, demo, encode, evaluate, netgen, run_folder, split_folder, stored, train
+from dhn.datasets import DatasetError, file_digest
+import datagen
+
+MEAN, SCALE = (128, 128, 128), 1 / 128
+FP16_ATOL = 2e-3     # float16 storage: relative error ~1e-3 of activations of order 1
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    import caffe
+    root = str(tmp_path_factory.mktemp("stored"))
+    deploy = os.path.join(root, "smallnet", "deploy.prototxt")
+    os.makedirs(os.path.dirname(deploy))
+    open(deploy, "w").write(datagen.SMALL_DEPLOY)
+    caffe.set_mode_cpu()
+    model = os.path.join(root, "smallnet.caffemodel")
+    caffe.Net(deploy, caffe.TEST).save(model)
+    data, _ = datagen.converted_demo(root, 360, seed=9, order_seed=1, n_train=240, n_query=40)
+    spec = deploy + ":feat"
+    out, manifests = stored.store("demo", spec, model, "c1", mean=MEAN, scale=SCALE, data_dir=data, progress=False)
+    return dict(root=root, deploy=deploy, model=model, data=data, spec=spec, out=out, manifests=manifests)
+
+
+def _bb(setup):
+    return netgen.foreign_backbone(setup["spec"], mean=MEAN, scale=SCALE)
+
+
+def test_the_cut_keeps_relu_below_and_the_learnable_layers_above(setup):
+    bb = _bb(setup)
+    lower, upper, blob = stored.split_backbone(bb, "c1")
+    assert [layer.name for layer in lower["layers"]] == ["c1", "r1"] and lower["feature"] == blob == "c1"
+    assert [layer.name for layer in upper] == ["feat", "feat_relu"]
+    assert stored.default_cut(bb) == "c1"         # below the last learnable layer (feat)
+    with pytest.raises(ValueError, match="nothing learnable between feat and feat"):
+        stored.split_backbone(bb, "feat")
+    with pytest.raises(ValueError, match="no layer 'conv9'"):
+        stored.split_backbone(bb, "conv9")
+
+
+def test_stored_views_are_the_test_phase_outputs_of_centre_crop_and_mirror(setup):
+    import caffe
+    blobs, m = stored.read_blobs(os.path.join(setup["out"], "train"))
+    assert m["blobs"]["views"] == 2 and blobs.dtype == np.float16 and blobs.shape == (480, 16, 12, 12)
+    net = caffe.Net(setup["deploy"], caffe.TEST, weights=setup["model"])
+    imgs = [lmdb_img for lmdb_img in _images(os.path.join(setup["data"], "train"))[:5]]
+    for i, img in enumerate(imgs):
+        for v, view in enumerate(encode.view_crops(img, 28, 2)):
+            net.blobs["img"].reshape(1, 3, 28, 28)
+            net.blobs["img"].data[0] = (view.astype(np.float32) - 128) / 128
+            net.forward(end="r1")
+            np.testing.assert_allclose(blobs[2 * i + v], net.blobs["c1"].data[0], rtol=1e-3, atol=FP16_ATOL)
+    q, mq = stored.read_blobs(os.path.join(setup["out"], "query"))
+    assert mq["blobs"]["views"] == 1 and len(q) == 40      # query and database: the centre crop only
+    np.testing.assert_array_equal(split_folder.read_split_labels(os.path.join(setup["out"], "query")),
+                                  split_folder.read_split_labels(os.path.join(setup["data"], "query")))
+
+
+def _images(split_dir):
+    from dhn import lmdb_io
+    return [lmdb_io.datum_array(d) for d in lmdb_io.read(os.path.join(split_dir, "images"))]
+
+
+def test_a_rerun_is_a_noop_and_a_damaged_blob_file_is_one_line(setup, tmp_path):
+    _, again = stored.store("demo", setup["spec"], setup["model"], "c1", splits=("query",), mean=MEAN, scale=SCALE,
+                            data_dir=setup["data"], progress=False)
+    assert again["query"]["created"] == setup["manifests"]["query"]["created"]
+    copy = tmp_path / "query"
+    import shutil
+    shutil.copytree(os.path.join(setup["out"], "query"), copy)
+    with open(copy / stored.BLOBS, "r+b") as fh:
+        fh.truncate(os.path.getsize(copy / stored.BLOBS) // 2)
+    with pytest.raises(DatasetError, match="store it again"):
+        stored.read_blobs(str(copy))
+
+
+def test_the_data_layer_serves_one_stored_view_of_each_record(setup, tmp_path):
+    import caffe
+    src = os.path.join(setup["out"], "train")
+    net_path = tmp_path / "d.prototxt"
+    net_path.write_text('layer { name: "d" type: "Python" top: "c1" top: "label" python_param { module: "dhn_data" '
+                        'layer: "ShuffledData" param_str: "{\'source\': \'%s\', \'batch_size\': 240, \'seed\': 3}" } }'
+                        % src)
+    net = caffe.Net(str(net_path), caffe.TRAIN)
+    net.forward()
+    blobs, _ = stored.read_blobs(src)
+    labels = split_folder.read_split_labels(src)
+    got = net.blobs["c1"].data
+    for k in range(240):     # each row is view 0 or 1 of some record, whose labels come with it
+        rec = [i for i in range(240) if any(np.array_equal(got[k], blobs[2 * i + v]) for v in (0, 1))]
+        assert rec and any(np.array_equal(net.blobs["label"].data[k].reshape(-1), labels[i]) for i in rec)
+
+
+def test_a_subset_of_a_stored_split_copies_its_views(setup, tmp_path):
+    src = os.path.join(setup["out"], "train")
+    out = convert.subset_split(src, str(tmp_path / "part"), [3, 7, 100], "part")
+    part, m = stored.read_blobs(out)
+    full, _ = stored.read_blobs(src)
+    assert m["count"] == 3
+    np.testing.assert_array_equal(part, full[[6, 7, 14, 15, 200, 201]])
+
+
+def test_a_stored_run_learns_and_its_whole_net_gives_the_same_codes(setup):
+    run = os.path.join(setup["root"], "upper")
+    res = train.train("demo", 16, "dhn", upper="1", backbone=setup["spec"], weights=setup["model"], mean=MEAN,
+                      scale=SCALE, data_dir=setup["data"], run_dir=run, iters=300, quiet=True)
+    assert res["mode"] == "fine-tuned above stored c1" and res["upper"] == "c1" and res["views"] == 2
+    assert (res["lr"], res["backbone_lr_mult"]) == (netgen.UPPER_DEFAULTS["lr"], netgen.UPPER_DEFAULTS["backbone_lr_mult"])
+    lq = split_folder.read_split_labels(os.path.join(setup["data"], "query"))
+    ld = split_folder.read_split_labels(os.path.join(setup["data"], "database"))
+    assert res["map"] > demo.random_ranking_map(lq, ld) + 0.1
+    # the train net: the stored blob feeds the upper layers (learning at ×10), the lower ones are absent
+    net = caffe_pb2.NetParameter()
+    text_format.Merge(open(os.path.join(run, "train.prototxt")).read(), net)
+    names = [layer.name for layer in net.layer]
+    assert "c1" not in names and "feat" in names
+    assert [p.lr_mult for p in next(layer for layer in net.layer if layer.name == "feat").param] == [10, 20]
+    # the whole net that takes images: pretrained c1 + the run's feat, fch_bn, fch
+    deploy, model, crop, mean, scale = run_folder.image_net(run, batch=16)
+    z = encode.encode(deploy, model, os.path.join(setup["data"], "query", "images"), crop, mean, scale=scale,
+                      progress=False)
+    np.testing.assert_allclose(z, np.load(os.path.join(run, "codes", "query.npy")), atol=FP16_ATOL)
+    # a stored run's config names its mode; a rerun is done
+    ident = json.load(open(os.path.join(run, "config.json")))["identity"]
+    assert ident["mode"] == res["mode"] and ident["norm_stats"] == "batch"
+    again = train.train("demo", 16, "dhn", upper="1", backbone=setup["spec"], weights=setup["model"], mean=MEAN,
+                        scale=SCALE, data_dir=setup["data"], run_dir=run, iters=300, quiet=True)
+    assert again["map"] == res["map"]
+
+
+def test_whole_net_fine_tuning_fits_the_head_first_and_keeps_its_statistics(setup, monkeypatch):
+    monkeypatch.setenv("DHN_ROOT", setup["root"])      # the fitted head's run folder goes under runs/ there
+    run = os.path.join(setup["root"], "whole")
+    res = train.train("demo", 16, "dhn", backbone=setup["spec"], weights=setup["model"], mean=MEAN, scale=SCALE,
+                      data_dir=setup["data"], run_dir=run, iters=20, quiet=True)
+    head = os.path.join(setup["root"], "runs", "demo-16-dhn-smallnet-upper-c1")
+    assert os.path.isfile(os.path.join(head, "results.json"))
+    ident = json.load(open(os.path.join(run, "config.json")))["identity"]
+    assert ident["init_fch"] == file_digest(run_folder.final_model(head), "sha256")
+    assert ident["norm_stats"] == "global" and ident["backbone_lr_mult"] == netgen.FINETUNE_BACKBONE_LR_MULT
+    net = caffe_pb2.NetParameter()
+    text_format.Merge(open(os.path.join(run, "train.prototxt")).read(), net)
+    bn = next(layer for layer in net.layer if layer.name == "fch_bn")
+    assert bn.batch_norm_param.use_global_stats
+    head_map = json.load(open(os.path.join(head, "results.json")))["map"]
+    assert res["map"] > 0.8 * head_map      # 20 iterations at the backbone's lr ×0.1 keep what the head had
+
+
+def test_dhn_b_of_a_stored_run_ranks_its_codes_by_inner_product(setup):
+    run = os.path.join(setup["root"], "upper")     # trained by the test above (module order)
+    if not os.path.isfile(os.path.join(run, "results.json")):
+        pytest.skip("needs the stored run of test_a_stored_run_learns_and_its_whole_net_gives_the_same_codes")
+    out = os.path.join(setup["root"], "upper-b")
+    doc = evaluate.inner_product_run(run, out)
+    zq, zd = (np.load(os.path.join(run, "codes", s + ".npy")) for s in ("query", "database"))
+    lq = split_folder.read_split_labels(os.path.join(setup["data"], "query"))
+    ld = split_folder.read_split_labels(os.path.join(setup["data"], "database"))
+    want = evaluate.evaluate_codes(zq, lq, zd, ld, R=None, binary=False)["map"]
+    assert doc["variant"] == "dhn-b" and doc["ranking"] == "inner_product" and doc["map"] == pytest.approx(want)
+    assert json.load(open(os.path.join(out, "config.json")))["identity"]["variant"] == "dhn-b"
+    assert run_folder.final_model(out)      # the same net, linked: search and the gallery work on it

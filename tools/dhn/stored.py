@@ -1,0 +1,243 @@
+"""Stored lower-layer outputs: what lets a CPU fine-tune a pretrained net's upper layers for
+thousands of iterations (the ``UPPER=`` mode of `make train`).
+
+    python -m dhn.stored --dataset cifar10 --backbone DEPLOY.prototxt:LAYER --weights W.caffemodel \\
+                         --cut CUT [--views 2] [--splits train,query,database]
+
+The backbone (dhn.netgen.foreign_backbone, cut after LAYER) is split after layer CUT: the lower
+part (input → CUT, with the in-place layers on CUT's output other than Dropout) runs once per
+image in Caffe's TEST phase, and its outputs are stored; the upper part (CUT's Dropout, if any,
+→ LAYER) trains with fch on them (netgen.train_net with stored_backbone()). For SqueezeNet cut
+at ``fire9/concat`` the upper part is drop9 → conv_final → ReLU → pool_final.
+
+Per split, beside the image LMDBs (``data/<dataset>/lmdb``), ``data/<dataset>/stored/<net>-<cut>/<split>/``:
+
+    blobs.npy      float16 (N·V)×C×H×W, the CUT outputs of V views per image, rows i·V … i·V+V−1
+                   for record i (dhn.encode.view_crops: 1 the centre crop, 2 and its mirror, 10
+                   Caffe's oversample); read memory-mapped
+    labels/        the split's label LMDB, copied record for record
+    records.txt    the split's, copied
+    manifest.json  databases ["labels"], blobs {file, shape, dtype, views}, backbone, cut, the
+                   source split's key, img/s, "complete": true
+
+The training split gets ``views`` views (default 2: the centre crop and its mirror; the data
+layer draws one per image and batch), query and database one (the centre crop, as encoding
+does). float16 halves the disk (SqueezeNet fire9/concat: 512×13×13, 173 kB a view) at a
+relative error of about 1e-3, far below what changes a sign. A split is written under a
+temporary name and renamed when whole; a finished split with the same key is skipped, so an
+interrupted store resumes split by split.
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+
+from . import convert, encode, features, lmdb_io, netgen, split_folder
+from .datasets import DatasetError, file_digest
+
+BLOBS = "blobs.npy"
+TRAIN_VIEWS = 2
+
+
+def split_backbone(bb, cut):
+    """(lower backbone, upper layers, cut blob) of a foreign backbone (netgen.foreign_backbone)
+    split after layer ``cut``. ValueError names the net and the layer when the cut is not a
+    clean one (an upper layer reading a blob from below it) or leaves nothing to train."""
+    layers = list(bb["layers"])
+    names = [layer.name for layer in layers]
+    if cut not in names:
+        raise ValueError("%s: no layer %r below %s (its layers: %s)" % (bb["name"], cut, bb["feature"], ", ".join(names)))
+    i = names.index(cut)
+    blob = layers[i].top[0]
+    j = i + 1    # deterministic in-place layers on the cut's output stay below it (stored as TEST computes them)
+    while j < len(layers) and list(layers[j].bottom) == [blob] and list(layers[j].top) == [blob] \
+            and layers[j].type != "Dropout":
+        j += 1
+    lower, upper = layers[:j], layers[j:]
+    have = {blob}
+    for layer in upper:
+        missing = [b for b in layer.bottom if b not in have]
+        if missing:
+            raise ValueError("%s: cut at %s: layer %s above it reads %s from below it; cut after that layer instead"
+                             % (bb["name"], cut, layer.name, missing[0]))
+        have.update(layer.top)
+    if not any(layer.type in ("Convolution", "InnerProduct") for layer in upper):
+        raise ValueError("%s: nothing learnable between %s and %s: that is the frozen-feature mode (FEATURES=1)"
+                         % (bb["name"], cut, bb["feature"]))
+    return dict(bb, layers=lower, feature=blob), upper, blob
+
+
+def default_cut(bb):
+    """The cut ``UPPER=1`` means: below the backbone's last learnable layer, which then trains
+    (SqueezeNet's pool_final: fire9/concat, so conv_final trains; AlexNet's fc7: fc6)."""
+    layers = list(bb["layers"])
+    last = max((i for i, layer in enumerate(layers) if layer.type in ("Convolution", "InnerProduct")), default=None)
+    if last is None:
+        raise ValueError("%s: no learnable layer up to %s: nothing to fine-tune above a cut" % (bb["name"], bb["feature"]))
+    blob = layers[last].bottom[0]
+    producer = next((layer for layer in layers[:last] if blob in layer.top), None)
+    if producer is None:
+        raise ValueError("%s: %s reads the input: nothing below it to store" % (bb["name"], layers[last].name))
+    return producer.name
+
+
+def cut_name(cut):
+    """A folder-safe name of a cut layer: fire9/concat -> fire9_concat."""
+    return cut.replace("/", "_")
+
+
+def read_blobs(split_dir):
+    """(blobs memmap (N·V)×C×H×W, manifest) of a finished stored split; DatasetError otherwise."""
+    manifest = split_folder.check_split(split_dir)
+    path = os.path.join(split_dir, BLOBS)
+    try:
+        blobs = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as e:
+        raise DatasetError("%s: unreadable (%s): delete %s and store it again (make train ... UPPER=)"
+                           % (path, e, split_dir)) from None
+    want = manifest["count"] * manifest["blobs"]["views"]
+    if blobs.shape[0] != want or list(blobs.shape[1:]) != manifest["blobs"]["shape"]:
+        raise DatasetError("%s: holds %s where the manifest says %d×%s: delete %s and store it again"
+                           % (path, "×".join(map(str, blobs.shape)), want, manifest["blobs"]["shape"], split_dir))
+    return blobs, manifest
+
+
+def store_split(split_dir, out_dir, lower, weights, views=1, batch=64, gpu=None, progress=True, key=None):
+    """Write out_dir (see module doc) from the converted split in split_dir; returns its manifest."""
+    src = split_folder.check_split(split_dir)
+    done = convert.finished_split(out_dir, key) if key is not None else None
+    if done:
+        return done
+
+    def fill(tmp):
+        proto = netgen.backbone_net(lower, batch=batch)
+        blob = proto.layer[-1].top[0]
+        deploy = os.path.join(tmp, "lower.prototxt")
+        with open(deploy, "w") as fh:
+            fh.write(str(proto))
+        net = encode._load_net(deploy, weights, lower["crop"], blob, gpu)
+        os.remove(deploy)
+        out, row, t0 = None, 0, time.perf_counter()
+        for block in encode.forward_batches(net, os.path.join(split_dir, "images"), lower["crop"], lower["mean"],
+                                            blob, batch, lower["scale"], views=views, progress=progress):
+            if out is None:
+                out = np.lib.format.open_memmap(os.path.join(tmp, BLOBS), mode="w+", dtype=np.float16,
+                                                shape=(src["count"] * views,) + block.shape[1:])
+            if row + len(block) > len(out):
+                raise DatasetError("%s: more records than its manifest's %d: convert it again" % (split_dir, src["count"]))
+            out[row:row + len(block)] = block
+            row += len(block)
+        seconds = time.perf_counter() - t0
+        if out is None or row != len(out):
+            raise DatasetError("%s: %d views stored for %d records × %d views: convert it again"
+                               % (split_dir, row, src["count"], views))
+        shape = list(out.shape[1:])
+        out.flush()
+        del out
+        with lmdb_io.Writer(os.path.join(tmp, "labels")) as lab:
+            for datum in lmdb_io.read(os.path.join(split_dir, "labels")):
+                lab.put(datum)
+        shutil.copyfile(os.path.join(split_dir, "records.txt"), os.path.join(tmp, "records.txt"))
+        return dict(dataset=src["dataset"], split=src["split"], count=src["count"], num_labels=src["num_labels"],
+                    databases=["labels"], blobs=dict(file=BLOBS, shape=shape, dtype="float16", views=views, blob=blob),
+                    label_counts=src["label_counts"],
+                    source_split=os.path.abspath(split_dir), seconds=round(seconds, 1),
+                    images_per_s=round(src["count"] / max(seconds, 1e-9), 1),
+                    created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), key=key, complete=True)
+
+    manifest = convert.write_split(out_dir, fill)
+    read_blobs(out_dir)
+    return manifest
+
+
+def store(dataset, spec, weights, cut, splits=("train", "query", "database"), views=TRAIN_VIEWS, mean=None,
+          scale=None, data_dir=None, out=None, batch=64, gpu=None, progress=True):
+    """Store the lower part's outputs of each split (the training split with ``views`` views, the
+    others with the centre crop); returns (stored folder, {split: manifest}). Skips finished splits."""
+    bb, weights, _ = features.backbone_of(dataset, spec, mean, scale, weights)
+    if "layers" not in bb:
+        raise ValueError("the stored mode cuts a DEPLOY.prototxt:LAYER backbone: pass --backbone (make: BACKBONE=)")
+    features.check_weights(bb, weights, spec)
+    lower, _, _ = split_backbone(bb, cut)
+    root = os.environ.get("DHN_ROOT", ".")
+    data_dir = data_dir or os.path.join(root, "data", dataset, "lmdb")
+    # beside the converted images: data/<dataset>/lmdb -> data/<dataset>/stored/<net>-<cut>
+    out = out or os.path.join(os.path.dirname(os.path.abspath(data_dir)), "stored", "%s-%s%s" % (
+        bb["name"], cut_name(cut), features.transform_suffix(bb["mean"], bb["scale"])))
+    backbone = dict(name=bb["name"], spec=spec, cut=cut, weights=os.path.abspath(weights),
+                    weights_sha256=file_digest(weights, "sha256"), crop=bb["crop"], mean=list(bb["mean"]),
+                    scale=bb["scale"])
+    done = {}
+    for split in splits:
+        split_dir = os.path.join(data_dir, split)
+        if not os.path.isfile(os.path.join(split_dir, "manifest.json")):
+            raise DatasetError("%s: no converted %s split: run `make data DATASET=%s` first" % (split_dir, split, dataset))
+        v = views if split == "train" else 1
+        key = json.loads(json.dumps(dict(backbone=backbone, views=v,
+                                         source_key=split_folder.check_split(split_dir).get("key"))))
+        fresh = convert.finished_split(os.path.join(out, split), key) is None
+        m = store_split(split_dir, os.path.join(out, split), lower, weights, v, batch, gpu, progress, key=key)
+        done[split] = m
+        print("dhn.stored: %s/%s: %d images × %d views of %s %s, %.2f GB (%.1f img/s) -> %s%s"
+              % (dataset, split, m["count"], v, cut, "×".join(map(str, m["blobs"]["shape"])),
+                 os.path.getsize(os.path.join(out, split, BLOBS)) / 1e9, m["images_per_s"], os.path.join(out, split),
+                 "" if fresh else " (up to date)"), file=sys.stderr)
+    return out, done
+
+
+def encode_blobs(deploy_prototxt, caffemodel, split_dir, batch=64, code_blob="code", gpu=None, progress=True):
+    """float32 N×K codes of a stored split (its first view per record: the centre crop) through a
+    deploy net whose input is the cut blob (netgen.deploy_net with stored_backbone())."""
+    from tqdm import tqdm
+    blobs, manifest = read_blobs(split_dir)
+    views = manifest["blobs"]["views"]
+    net = encode._load_net(deploy_prototxt, caffemodel, None, code_blob, gpu)
+    data = net.blobs[net.inputs[0]]
+    if tuple(data.data.shape[1:]) != tuple(blobs.shape[1:]):
+        raise ValueError("%s takes %s, %s holds %s: store the split at the run's cut"
+                         % (deploy_prototxt, "×".join(map(str, data.data.shape[1:])), split_dir,
+                            "×".join(map(str, blobs.shape[1:]))))
+    n, codes = manifest["count"], []
+    name = os.path.join(*os.path.normpath(os.path.abspath(split_dir)).split(os.sep)[-2:])
+    with tqdm(total=n, unit="img", desc="encode %s" % name, disable=not progress, file=sys.stderr) as bar:
+        for start in range(0, n, batch):
+            rows = blobs[start * views:min(n, start + batch) * views:views]
+            if data.data.shape[0] != len(rows):
+                data.reshape(len(rows), *blobs.shape[1:])
+            data.data[...] = rows
+            codes.append(np.array(net.forward(blobs=[code_blob])[code_blob], np.float32).reshape(len(rows), -1))
+            bar.update(len(rows))
+    return np.concatenate(codes)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", default="cifar10", choices=sorted(k for k in netgen.DATASETS if k != "demo"))
+    ap.add_argument("--backbone", required=True, help="DEPLOY.prototxt:LAYER")
+    ap.add_argument("--weights", required=True, help="its caffemodel")
+    ap.add_argument("--cut", required=True, help="the layer whose outputs are stored (e.g. fire9/concat)")
+    ap.add_argument("--views", type=int, default=TRAIN_VIEWS, choices=encode.VIEWS,
+                    help="views per training image (default %(default)s: centre crop and mirror)")
+    ap.add_argument("--mean", type=lambda v: tuple(float(x) for x in v.split(",")), help="B,G,R")
+    ap.add_argument("--scale", type=float)
+    ap.add_argument("--splits", default="train,query,database")
+    ap.add_argument("--data", dest="data_dir")
+    ap.add_argument("--out")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--gpu", type=int)
+    args = ap.parse_args(argv)
+    try:
+        store(args.dataset, args.backbone, args.weights, args.cut, tuple(args.splits.split(",")), args.views,
+              args.mean, args.scale, args.data_dir, args.out, args.batch, args.gpu)
+    except (features.FeatureError, DatasetError, ValueError) as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
