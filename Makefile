@@ -14,7 +14,9 @@ CUDA ?= $(if $(GPU),1,0)
 export CUDA CUDA_ARCH
 TRAIN_ARGS = $(if $(LR),--lr $(LR)) $(if $(LAMBDA),--lambda $(LAMBDA)) $(if $(ITERS),--iters $(ITERS)) $(if $(GPU),--gpu $(GPU)) \
              $(if $(ALPHA),--alpha $(ALPHA)) $(if $(SIMILAR_WEIGHT),--similar-weight $(SIMILAR_WEIGHT)) $(if $(SEED),--seed $(SEED)) $(if $(filter 1,$(FEATURES)),--features) \
-             $(if $(filter 1,$(FEATURE_NORM)),--feature-norm) $(if $(filter 0,$(FEATURE_NORM)),--no-feature-norm)
+             $(if $(filter 1,$(FEATURE_NORM)),--feature-norm) $(if $(filter 0,$(FEATURE_NORM)),--no-feature-norm) \
+             $(if $(UPPER),--upper $(UPPER)) $(if $(VIEWS),--views $(VIEWS)) $(if $(BACKBONE_LR_MULT),--backbone-lr-mult $(BACKBONE_LR_MULT)) \
+             $(if $(INIT_FCH),--init-fch $(INIT_FCH))
 MODEL_ARGS = $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(BACKBONE),--backbone $(BACKBONE)) $(if $(MEAN),--mean $(MEAN)) $(if $(SCALE),--scale $(SCALE))
 RUN_ARGS = $(if $(RUN),--run $(RUN)) $(if $(filter 1,$(FORCE_NEW)),--force-new)
 
@@ -63,9 +65,11 @@ search:
 gallery:
 	$(ENV) python -m dhn.gallery --run $(RUN)
 
-# the real-data table in the frozen-feature mode (BACKBONE= WEIGHTS= a pretrained Caffe model)
+# the real-data table in the frozen-feature mode (BACKBONE= WEIGHTS= a pretrained Caffe model), or with
+# UPPER=1 in the stored mode; BITS_LIST=48 SEEDS=1,2 VARIANTS=dhn,dhn-b: a part of it
 table-cpu:
-	$(ENV) python -m dhn.table --dataset $(DATASET) $(MODEL_ARGS) $(if $(ITERS),--iters $(ITERS)) $(if $(filter 1,$(SWEEP)),--sweep)
+	$(ENV) python -m dhn.table --dataset $(DATASET) $(MODEL_ARGS) $(if $(ITERS),--iters $(ITERS)) $(if $(filter 1,$(SWEEP)),--sweep) \
+	  $(if $(UPPER),--upper $(UPPER)) $(if $(BITS_LIST),--bits $(BITS_LIST)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(VARIANTS),--variants $(VARIANTS))
 
 weights:
 	$(ENV) python -m dhn.weights

@@ -31,7 +31,8 @@ def data(tmp_path_factory):
 
 def test_another_mean_or_scale_is_another_configuration(data, tmp_path):
     run = str(tmp_path / "run")
-    kw = dict(iters=8, data_dir=data["lmdb"], run_dir=run, quiet=True, backbone=data["spec"], weights=data["model"])
+    kw = dict(iters=8, data_dir=data["lmdb"], run_dir=run, quiet=True, backbone=data["spec"], weights=data["model"],
+              init_fch="none")     # a cold start: no fitted head first (tests/test_stored.py has that path)
     train.train("demo", 8, "dhn", mean=(128, 128, 128), scale=1 / 128, **kw)
     ident = json.load(open(os.path.join(run, "config.json")))["identity"]
     assert (ident["mean"], ident["scale"]) == ([128.0, 128.0, 128.0], 1 / 128)

@@ -211,10 +211,12 @@ def test_foreign_backbone_trains_from_its_caffemodel(demo_data, tmp_path, foreig
     deploy, model, params = foreign_model
     with pytest.raises(run_folder.TrainError, match="needs its caffemodel"):
         train.train("demo", 8, "dhn", iters=2, data_dir=demo_data, run_dir=str(tmp_path / "x"),
-                    backbone=deploy + ":feat")
+                    backbone=deploy + ":feat", init_fch="none")
     run = tmp_path / "run"
     res = train.train("demo", 8, "dhn", iters=300, data_dir=demo_data, run_dir=str(run), quiet=True,
-                      backbone=deploy + ":feat", weights=model, mean=(128, 128, 128), scale=1 / 128)
+                      backbone=deploy + ":feat", weights=model, mean=(128, 128, 128), scale=1 / 128,
+                      init_fch="none", backbone_lr_mult=1)     # a cold start at the backbone's own rate
+    assert (res["init_fch"], res["backbone_lr_mult"]) == (None, 1.0)
     lq = split_folder.read_split_labels(os.path.join(demo_data, "query"))
     ld = split_folder.read_split_labels(os.path.join(demo_data, "database"))
     assert res["map"] > demo.random_ranking_map(lq, ld) + 0.1

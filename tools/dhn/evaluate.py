@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from dhn import encode, gallery, metrics, run_folder, runlock, split_folder
+from dhn import encode, gallery, metrics, run_folder, runlock, split_folder, stored
 from dhn.atomic import write_atomic
 
 
@@ -98,12 +98,16 @@ DATASET_R = {"cifar10": None, "nuswide21": 5000, "flickr25k": None, "demo": None
 def encode_split(run_dir, weights, data_dir, split, gpu):
     """The run's codes of one split (codes/<split>.npy, written holding the codes folder's lock)."""
     crop, mean, scale = run_folder.data_transform(os.path.join(run_dir, "train.prototxt"))
-    db = "images" if crop else "features"     # crop None: a frozen-feature run
+    db = "images" if crop else "features"     # crop None: a frozen-feature run (or a stored-mode one)
+    deploy = os.path.join(run_dir, "deploy.prototxt")
     with runlock.hold(os.path.join(run_dir, "codes")):    # as `dhn.encode --out` into it takes it
         try:
-            z = encode.encode(os.path.join(run_dir, "deploy.prototxt"), weights, os.path.join(data_dir, split, db),
-                              crop=crop, mean_bgr=mean, scale=scale, gpu=gpu)
-        except ValueError as e:     # bad input (a damaged LMDB, weights that do not fit): one line
+            if os.path.isfile(os.path.join(data_dir, split, stored.BLOBS)):
+                z = stored.encode_blobs(deploy, weights, os.path.join(data_dir, split), gpu=gpu)
+            else:
+                z = encode.encode(deploy, weights, os.path.join(data_dir, split, db),
+                                  crop=crop, mean_bgr=mean, scale=scale, gpu=gpu)
+        except (ValueError, split_folder.DatasetError) as e:   # bad input (a damaged LMDB, weights that do not fit): one line
             raise run_folder.TrainError(str(e)) from None
         encode.save_codes(os.path.join(run_dir, "codes", split), z)
     return z
@@ -122,6 +126,39 @@ def evaluate_run(run_dir, dataset, bits, variant, weights, data_dir, gpu=None, q
     doc = write_results(run_dir, results, dict(meta or {}, dataset=dataset, bits=bits, variant=variant,
                                                weights=os.path.relpath(weights, run_dir)), name)
     gallery.write_gallery(run_dir, results=name)     # what the codes retrieve, for a seeded sample of queries
+    return doc
+
+
+def inner_product_run(dhn_run, out_run, query="query", database="database"):
+    """DHN-B of a trained DHN run without training it again (DHN-B is DHN's net, retrieved without
+    sign()): out_run gets the run's net (prototxts, final caffemodel linked), its codes and config
+    with variant dhn-b, and results ranked by the inner product of the real-valued codes."""
+    import shutil
+    name = run_folder.results_name(query, database)
+    src = json.load(open(os.path.join(dhn_run, name)))
+    config = run_folder.read_config(dhn_run)
+    final = run_folder.final_model(dhn_run)
+    os.makedirs(os.path.join(out_run, "snapshots"), exist_ok=True)
+    os.makedirs(os.path.join(out_run, "codes"), exist_ok=True)
+    for f in ("train.prototxt", "deploy.prototxt", "solver.prototxt"):
+        shutil.copyfile(os.path.join(dhn_run, f), os.path.join(out_run, f))
+    link = os.path.join(out_run, "snapshots", os.path.basename(final))
+    if not os.path.exists(link):
+        os.link(final, link)
+    z = {}
+    for split in (query, database):
+        z[split] = np.load(os.path.join(dhn_run, "codes", split + ".npy"))
+        encode.save_codes(os.path.join(out_run, "codes", split), z[split])
+    config = dict(config, identity=dict(config["identity"], variant="dhn-b"), codes_of=os.path.abspath(dhn_run))
+    write_atomic(os.path.join(out_run, "config.json"), json.dumps(config, indent=1))
+    data_dir = config["data_dir"]
+    lq = split_folder.read_split_labels(os.path.join(data_dir, query))
+    ld = split_folder.read_split_labels(os.path.join(data_dir, database))
+    results = evaluate_codes(z[query], lq, z[database], ld, R=src.get("R"), binary=False)
+    keep = {k: v for k, v in src.items() if k not in results and k != "eval_seconds"}
+    doc = write_results(out_run, results, dict(keep, variant="dhn-b", run=os.path.basename(os.path.abspath(out_run)),
+                                               codes_of=os.path.basename(os.path.abspath(dhn_run))), name)
+    gallery.write_gallery(out_run, results=name)
     return doc
 
 

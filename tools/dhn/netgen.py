@@ -55,19 +55,28 @@ HEAD_DEFAULTS = dict(lr=2.5e-3, lambda_={12: 1.0, 24: 0.3, 32: 0.3, 48: 0.1}, al
                      similar_weight="balanced")
 PAPER_DEFAULTS = dict(lr=DEFAULT_LR, lambda_=DEFAULT_LAMBDA, alpha_bits=None, similar_weight=1.0)
 # Whole-net fine-tuning of another pretrained net (--backbone without --features): the head's α,
-# pair weights and λ, and the lr of the README's fine-tuning recipe (fch 1e-2 through its lr_mult
-# 10, the backbone 1e-3); not cross-validated (a CPU iteration of the whole net costs seconds).
+# pair weights and λ, warm-started from a stored-mode run (its upper layers and head fitted), and
+# the lr of the README's fine-tuning recipe (fch 1e-2 through its lr_mult 10, the backbone 1e-4);
+# not cross-validated (a CPU iteration of the whole net costs seconds).
 FINETUNE_LR = 1e-3
+FINETUNE_BACKBONE_LR_MULT = 0.1
+# The stored mode (dhn.stored, make train UPPER=): the layers above the cut train on their stored
+# inputs; base lr and the upper layers' lr multiplier (×10: the fch's rate), measured on real
+# CIFAR-10 (README "Fine-tuning on stored lower-layer outputs").
+UPPER_DEFAULTS = dict(lr=1e-3, backbone_lr_mult=10.0)
 
 
-def mode_defaults(dataset, bits, head, finetune=False):
-    """{lr, lambda_, alpha, similar_weight} a run uses where no option says otherwise: the
-    paper's (α 1, similar pairs weighted 1) for the dataset's own backbone, HEAD_DEFAULTS for a
-    head on another pretrained net's features (``head``: --features or --backbone; ``finetune``:
-    the whole net trains, lr FINETUNE_LR). The demo keeps its own lr and λ."""
-    d = dict(HEAD_DEFAULTS if head else PAPER_DEFAULTS)
+def mode_defaults(dataset, bits, head, finetune=False, upper=False):
+    """{lr, lambda_, alpha, similar_weight, backbone_lr_mult} a run uses where no option says
+    otherwise: the paper's (α 1, similar pairs weighted 1) for the dataset's own backbone,
+    HEAD_DEFAULTS for a head on another pretrained net's features (``head``: --features or
+    --backbone; ``finetune``: the whole net trains, lr FINETUNE_LR; ``upper``: the stored mode,
+    UPPER_DEFAULTS). The demo keeps its own lr and λ."""
+    d = dict(HEAD_DEFAULTS if head else PAPER_DEFAULTS, backbone_lr_mult=1.0)
     if head and finetune:
-        d["lr"] = FINETUNE_LR
+        d.update(lr=FINETUNE_LR, backbone_lr_mult=FINETUNE_BACKBONE_LR_MULT)
+    if head and upper:
+        d.update(UPPER_DEFAULTS)
     if dataset == "demo" and not head:
         d.update(lr=DEMO_LR, lambda_=DEMO_LAMBDA)
     if isinstance(d["lambda_"], dict):   # measured per length: the nearest measured length's
@@ -165,13 +174,15 @@ def tiny_body(n, train):
 BODIES = {"alexnet": alexnet_body, "tiny": tiny_body}
 
 
-def hash_head(n, feature, bits, feature_norm=False):
+def hash_head(n, feature, bits, feature_norm=False, global_stats=False):
     """fch (K outputs, gaussian 0.01, lr 10/20) → TanH → ``code``. feature_norm puts a
     BatchNorm (no scale: fch's weights are the affine part) between the backbone's features
     and fch: per-dimension standardisation with batch statistics in training and their
-    moving averages in TEST, for features that are non-negative with a large common mean."""
+    moving averages in TEST, for features that are non-negative with a large common mean.
+    global_stats: the stored averages in training too (a head fitted before, fine-tuned on)."""
     if feature_norm:
-        n.fch_bn = L.BatchNorm(feature, param=[dict(lr_mult=0, decay_mult=0)] * 3)
+        n.fch_bn = L.BatchNorm(feature, param=[dict(lr_mult=0, decay_mult=0)] * 3,
+                               **({"batch_norm_param": dict(use_global_stats=True)} if global_stats else {}))
         feature = n.fch_bn
     n.fch = L.InnerProduct(feature, num_output=bits, param=FCH_LEARN,
                            weight_filler=dict(type="gaussian", std=0.01),
@@ -191,14 +202,24 @@ def features_backbone(name, dim):
     return dict(name=name, input="feature", dim=int(dim), size=None, crop=None, mean=None, scale=1.0, features=True)
 
 
+def stored_backbone(bb, upper, blob, shape, cut):
+    """The stored mode's "backbone" (dhn.stored): the output ``blob`` of the lower layers up to
+    layer ``cut`` (C×H×W per image, stored once) feeds ``upper``, the rest of the foreign backbone
+    ``bb`` up to its feature layer, which trains with fch."""
+    return dict(bb, input=blob, layers=list(upper), shape=tuple(int(d) for d in shape), stored=True,
+                cut=cut, crop=None, size=None)
+
+
 def data_layer(n, bb, data_dir, batch, mirror=True, shuffle=True, seed=SEED, start_iter=0):
     """The training net's data: tops ``bb["input"]`` and ``label``.
 
     shuffle=True: dhn_data.ShuffledData, a Python layer that reshuffles the split every epoch
     (as the authors' group's ImageData ``shuffle: true`` does); False: Caffe's two Data layers,
     which read the LMDBs in key order, the same order every epoch."""
+    if bb.get("stored") and not shuffle:
+        raise ValueError("a stored split (blobs.npy) is read by the reshuffling data layer only: drop --no-shuffle")
     image_db = "features" if bb.get("features") else "images"
-    transform = {} if bb.get("features") else dict(crop_size=bb["crop"], mirror=mirror, mean_value=list(bb["mean"]),
+    transform = {} if bb.get("features") or bb.get("stored") else dict(crop_size=bb["crop"], mirror=mirror, mean_value=list(bb["mean"]),
                                                    **({"scale": bb["scale"]} if bb["scale"] != 1 else {}))
     if shuffle:
         params = dict(source=data_dir, batch_size=batch, seed=seed, **({"start_iter": start_iter} if start_iter else {}))
@@ -299,7 +320,7 @@ def scale_backbone_lr(proto, mult):
 
 def train_net(dataset, bits, variant, lambda_=DEFAULT_LAMBDA, data_dir=None, batch=BATCH,
               backbone=None, mirror=True, dropout=True, shuffle=True, seed=SEED, alpha=1.0,
-              backbone_lr_mult=1.0, feature_norm=False, start_iter=0, similar_weight=1.0):
+              backbone_lr_mult=1.0, feature_norm=False, start_iter=0, similar_weight=1.0, norm_stats="batch"):
     """The training net: a converted split → backbone → fch → tanh → DHN losses.
 
     backbone: None (the dataset's), a BACKBONES name, foreign_backbone()'s or features_backbone()'s
@@ -309,7 +330,9 @@ def train_net(dataset, bits, variant, lambda_=DEFAULT_LAMBDA, data_dir=None, bat
     feature_norm: a BatchNorm before fch (hash_head). start_iter: batches the reshuffling data
     layer skips (a resumed run continues its data stream, dhn_data). similar_weight: the weight
     of a similar pair in the pairwise losses (1 in the paper; "balanced": #pairs / #similar pairs
-    of the batch, dhn_losses)."""
+    of the batch, dhn_losses). norm_stats "global": the BatchNorm before fch keeps the statistics it
+    was fitted with (a whole-net fine-tuning warm-started from a fitted head) instead of each
+    batch's, so training and TEST normalise alike from the first iteration on."""
     if variant not in VARIANTS:
         raise ValueError("unknown variant %r (one of %s; dhn-b trains as dhn)" % (variant, ", ".join(VARIANTS)))
     bb = _backbone(dataset, backbone)
@@ -317,7 +340,7 @@ def train_net(dataset, bits, variant, lambda_=DEFAULT_LAMBDA, data_dir=None, bat
     n = NetSpec()
     data_layer(n, bb, data_dir, batch, mirror=mirror, shuffle=shuffle, seed=seed, start_iter=start_iter)
     feature = _body(n, bb, train=dropout)
-    code = hash_head(n, feature, bits, feature_norm)
+    code = hash_head(n, feature, bits, feature_norm, global_stats=(norm_stats == "global"))
     pair_params = {} if similar_weight == 1 else {"similar_weight": similar_weight}
     if variant == "dhn-e":
         n.pair_loss = _python_loss([code, n.label], "PairwiseSquaredLoss", 1.0, repr(pair_params) if pair_params else "")
@@ -339,10 +362,12 @@ def train_net(dataset, bits, variant, lambda_=DEFAULT_LAMBDA, data_dir=None, bat
 
 
 def deploy_net(dataset, bits, batch=BATCH, backbone=None, feature_norm=False):
-    """The encoding net: Input (batch×3×crop×crop, or batch×D×1×1 features) → backbone → fch → tanh ``code``."""
+    """The encoding net: Input (batch×3×crop×crop, batch×D×1×1 features, or batch×C×H×W stored
+    lower-layer outputs) → backbone → fch → tanh ``code``."""
     bb = _backbone(dataset, backbone)
     n = NetSpec()
-    dims = [batch, bb["dim"], 1, 1] if bb.get("features") else [batch, 3, bb["crop"], bb["crop"]]
+    dims = ([batch, bb["dim"], 1, 1] if bb.get("features") else [batch] + list(bb["shape"]) if bb.get("stored")
+            else [batch, 3, bb["crop"], bb["crop"]])
     n[bb["input"]] = L.Input(shape=dict(dim=dims))
     hash_head(n, _body(n, bb, train=False), bits, feature_norm)
     proto = _splice(n.to_proto(), bb)

@@ -162,9 +162,11 @@ def setting(run, lambdas=None):
     if run.get("shuffle") is False:
         parts.append("no reshuffle")
     if run.get("backbone_lr_mult", 1.0) != 1.0:
-        parts.append("backbone lr ×%g" % run["backbone_lr_mult"])
+        parts.append("%s lr ×%g" % ("upper layers'" if run.get("upper") else "backbone", run["backbone_lr_mult"]))
+    if run.get("views") not in (None, 2):
+        parts.append("%d stored views an image" % run["views"])
     if run.get("init_fch"):
-        parts.append("fch warm-started from a frozen run")
+        parts.append("warm-started from a fitted head")
     if run.get("batch", 64) != 64:
         parts.append("batch %d" % run["batch"])
     full = FULL_DATABASE.get(run["dataset"])

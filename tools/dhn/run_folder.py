@@ -1,4 +1,4 @@
-"""A run folder, runs/<dataset>-<bits>-<variant>[-<backbone>[-frozen]]/: what is in it and how it is read.
+"""A run folder, runs/<dataset>-<bits>-<variant>[-<backbone>[-frozen|-upper-<cut>]]/: what is in it and how it is read.
 
     config.json           the run's identity (IDENTITY: a re-run with another one is refused),
                           schedule, weights, data, Caffe build and project commit
@@ -49,12 +49,15 @@ class RunSettings:
     batch: int = netgen.BATCH
     seed: int = netgen.SEED
     shuffle: bool = True          # reshuffle every epoch (dhn_data.ShuffledData), else key order
-    backbone_lr_mult: float = 1.0   # scales the backbone's lr (0 freezes it)
+    backbone_lr_mult: float = None  # scales the backbone's lr (0 freezes it; None: the mode's, 1 but UPPER's)
     backbone: str = None          # another Caffe net, DEPLOY.prototxt:LAYER
     weights: str = None           # its caffemodel (default: the dataset's AlexNet)
     mean: tuple = None            # BGR mean of the backbone's inputs
     scale: float = None           # and their scale: (pixel − mean) × scale
     features: bool = False        # the frozen-feature mode, on dhn.features' output
+    upper: str = None             # the stored mode: the layer after which the backbone's outputs are stored
+                                  # (dhn.stored); the layers above it train ("1": the last learnable layer's input)
+    views: int = None             # views stored per training image in the stored mode (dhn.stored.TRAIN_VIEWS)
     init_fch: str = None          # fine-tune from the fch of a frozen run (its folder or caffemodel)
     data_dir: str = None          # converted dataset, or features, folder
     run_dir: str = None
@@ -71,8 +74,9 @@ class RunSettings:
         measured ones for a head on another pretrained net's features (netgen.mode_defaults);
         DHN-Q's λ is 0."""
         head = bool(self.features or self.backbone)
-        d = netgen.mode_defaults(self.dataset, self.bits, head, finetune=not self.features)
-        given = dict(lr=self.lr, lambda_=self.lambda_, alpha=self.alpha, similar_weight=self.similar_weight)
+        d = netgen.mode_defaults(self.dataset, self.bits, head, finetune=not self.features, upper=bool(self.upper))
+        given = dict(lr=self.lr, lambda_=self.lambda_, alpha=self.alpha, similar_weight=self.similar_weight,
+                     backbone_lr_mult=self.backbone_lr_mult)
         d.update({k: v for k, v in given.items() if v is not None})
         feature_norm = self.feature_norm
         if feature_norm is None:
@@ -86,33 +90,61 @@ class RunSettings:
                        similar_weight=d["similar_weight"] if d["similar_weight"] == "balanced"
                        else float(d["similar_weight"]),
                        feature_norm=bool(feature_norm), shuffle=bool(self.shuffle),
-                       backbone_lr_mult=float(self.backbone_lr_mult))
+                       backbone_lr_mult=float(d["backbone_lr_mult"]))
 
 
 def run_name(dataset, bits, variant):
     return "%s-%d-%s" % (dataset, bits, variant)
 
 
-def warm_start(backbone_weights, fch_source, out_path):
-    """A caffemodel with the backbone's pretrained layers and the fch layer of fch_source (a
-    frozen-feature run's caffemodel, or its run folder: its final snapshot): `caffe train -weights`
-    then starts fine-tuning from a hash layer already fitted to the backbone's features instead
-    of a random one (whose first pair losses are large on raw non-negative features: README, "Why the
-    first fine-tuning runs did not learn")."""
-    fch_source = final_model(fch_source)
+def warm_start(backbone_weights, trained, out_path):
+    """A caffemodel with the backbone's pretrained layers and every trained layer of ``trained``
+    (a frozen or stored-mode run's caffemodel, or its run folder: its final snapshot): fch and its
+    BatchNorm, and for a stored-mode run the upper layers it fine-tuned (dhn.stored), each
+    replacing the pretrained layer of its name. What `caffe train -weights` starts a whole-net
+    fine-tuning from (a hash layer already fitted instead of a random one, whose first pair losses
+    are large on raw non-negative features: README, "Why the first fine-tuning runs did not
+    learn"), and what puts a run's trained layers back into the whole net that takes images."""
+    trained = final_model(trained)
     net, src = caffe_pb2.NetParameter(), caffe_pb2.NetParameter()
     with open(backbone_weights, "rb") as fh:
         net.ParseFromString(fh.read())
-    with open(fch_source, "rb") as fh:
+    with open(trained, "rb") as fh:
         src.ParseFromString(fh.read())
-    fch = [layer for layer in src.layer if layer.name in ("fch", "fch_bn")]   # the hash head, its BatchNorm too
-    if not any(layer.name == "fch" for layer in fch):
-        raise TrainError("%s has no fch layer: give a DHN run's caffemodel" % fch_source)
-    kept = [layer for layer in net.layer if layer.name not in ("fch", "fch_bn")]
+    learned = [layer for layer in src.layer if layer.blobs]
+    if not any(layer.name == "fch" for layer in learned):
+        raise TrainError("%s has no fch layer: give a DHN run's caffemodel" % trained)
+    names = {layer.name for layer in learned}
+    kept = [layer for layer in net.layer if layer.name not in names]
     del net.layer[:]
-    net.layer.extend(kept + fch)
+    net.layer.extend(kept + learned)
     write_atomic(out_path, net.SerializeToString())
-    return fch_source
+    return trained
+
+
+def image_net(run_dir, batch=1):
+    """(deploy prototxt, caffemodel, crop, mean, scale) of the run's net that takes an image: its
+    own deploy net for a run trained on images; for a frozen or stored-mode run, its backbone
+    whole with the run's trained layers put back (warm_start), written to <run>/search/."""
+    config = read_config(run_dir)
+    weights = final_model(run_dir)
+    crop, mean, scale = data_transform(os.path.join(run_dir, "train.prototxt"))
+    if crop:
+        return os.path.join(run_dir, "deploy.prototxt"), weights, crop, mean, scale
+    ident = config["identity"]
+    if ident["backbone"] in ("alexnet", "alexnet:fc7"):
+        bb = dict(netgen.BACKBONES["alexnet"], name="alexnet", input="data")
+    else:   # a frozen run's backbone is DEPLOY:LAYER with the mean and scale it was given
+        bb = netgen.foreign_backbone(ident["backbone"], **({"mean": tuple(config["mean"])} if config.get("mean") else {}),
+                                     scale=config.get("scale") or 1.0)
+    out = os.path.join(run_dir, "search")
+    os.makedirs(out, exist_ok=True)
+    deploy = os.path.join(out, "image_deploy.prototxt")
+    write_atomic(deploy, str(netgen.deploy_net(ident["dataset"], ident["bits"], batch=batch, backbone=bb,
+                                                   feature_norm=ident.get("feature_norm", False))))
+    model = os.path.join(out, "image_net.caffemodel")
+    warm_start(config["weights"], weights, model)
+    return deploy, model, bb["crop"], tuple(bb["mean"]), bb["scale"]
 
 
 def final_model(run_or_model):
@@ -220,7 +252,8 @@ def project_commit():
 # What makes a run folder one configuration: a re-run with any of these changed is refused.
 IDENTITY = ("dataset", "bits", "variant", "mode", "backbone", "weights_sha256", "features", "lr", "lambda",
             "alpha", "max_iter", "lr_policy", "gamma", "stepsize", "batch", "seed", "shuffle", "train_split",
-            "backbone_lr_mult", "init_fch", "feature_norm", "similar_weight", "mean", "scale")
+            "backbone_lr_mult", "init_fch", "feature_norm", "similar_weight", "mean", "scale", "upper", "views",
+            "norm_stats")
 
 
 def check_same_config(run_dir, identity, force_new):
@@ -244,6 +277,10 @@ def check_same_config(run_dir, identity, force_new):
                    scale=identity["scale"] if doc.get("scale") is None else doc["scale"])
     if old is not None and "similar_weight" not in old:
         old = dict(old, similar_weight=1.0)    # recorded before the option existed: the paper's weight
+    if old is not None and "upper" not in old:
+        old = dict(old, upper=None, views=None)    # recorded before the stored mode existed: not that mode
+    if old is not None and "norm_stats" not in old:    # before it was recorded: batch statistics always
+        old = dict(old, norm_stats="batch" if old.get("feature_norm") else None)
     if old == identity:
         return True
     if force_new:

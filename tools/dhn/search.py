@@ -28,7 +28,6 @@ import time
 import numpy as np
 
 from dhn import encode, metrics, netgen, run_folder, split_folder
-from dhn.atomic import write_atomic
 from dhn.datasets import read_json
 from dhn.hamming_index import HammingIndex, check_radius
 
@@ -56,28 +55,6 @@ def _run_files(run_dir):
     except run_folder.TrainError as e:
         raise SearchError(str(e)) from None
     return config, results, database, codes, weights
-
-
-def image_net(run_dir, config, weights):
-    """(deploy prototxt, caffemodel, crop, mean, scale) that take an image: the run's own for a
-    fine-tuned run; for a frozen-feature run its backbone joined to its trained head."""
-    crop, mean, scale = run_folder.data_transform(os.path.join(run_dir, "train.prototxt"))
-    if crop:
-        return os.path.join(run_dir, "deploy.prototxt"), weights, crop, mean, scale
-    ident = config["identity"]
-    if ident["backbone"] in ("alexnet", "alexnet:fc7"):
-        bb = dict(netgen.BACKBONES["alexnet"], name="alexnet", input="data")
-    else:   # a frozen run's backbone is DEPLOY:LAYER with the mean and scale it was given
-        bb = netgen.foreign_backbone(ident["backbone"], **({"mean": tuple(config["mean"])} if config.get("mean") else {}),
-                                     scale=config.get("scale") or 1.0)
-    out = os.path.join(run_dir, "search")
-    os.makedirs(out, exist_ok=True)
-    deploy = os.path.join(out, "image_deploy.prototxt")
-    write_atomic(deploy, str(netgen.deploy_net(ident["dataset"], ident["bits"], batch=1, backbone=bb,
-                                                   feature_norm=ident.get("feature_norm", False))))
-    model = os.path.join(out, "image_net.caffemodel")
-    run_folder.warm_start(config["weights"], weights, model)
-    return deploy, model, bb["crop"], tuple(bb["mean"]), bb["scale"]
 
 
 def read_image(path, size):
@@ -148,7 +125,7 @@ def search_run(run_dir, images, top=20, radius=None, nprobe=None):
     if radius is not None and not real:
         check_radius(ident["bits"], radius)
     size = netgen.BACKBONES[netgen.DATASETS[ident["dataset"]]["backbone"]]["size"]
-    deploy, model, crop, mean, scale = image_net(run_dir, config, weights)
+    deploy, model, crop, mean, scale = run_folder.image_net(run_dir)
     t0 = time.perf_counter()
     z = encode_images(images, deploy, model, crop, mean, scale, size)
     encode_ms = (time.perf_counter() - t0) * 1e3 / len(images)

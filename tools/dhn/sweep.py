@@ -160,14 +160,22 @@ def main(argv=None):
     ap.add_argument("--feature-norm", dest="feature_norm", action="store_true", default=None)
     ap.add_argument("--no-feature-norm", dest="feature_norm", action="store_false")
     ap.add_argument("--seed", type=int, default=netgen.SEED, help="the runs' solver/data seed (as dhn.train)")
+    ap.add_argument("--backbone-lr-mult", type=float, help="as dhn.train")
+    ap.add_argument("--upper", help="refused: the stored mode's validation is tools/lab/issue22.py")
+    ap.add_argument("--views", type=int, help="refused with --upper")
     # make sweep passes --lr/--lambda when given: a one-point grid
     ap.add_argument("--lr", type=float)
     ap.add_argument("--lambda", dest="lambda_", type=float)
     args = ap.parse_args(argv)
     lrs = (args.lr,) if args.lr else args.lrs
     lambdas = (args.lambda_,) if args.lambda_ is not None else args.lambdas
+    if args.upper or args.views:
+        print("error: make sweep does not cover the stored mode (UPPER=): its defaults were validated with "
+              "tools/lab/issue22.py (README \"Fine-tuning on stored lower-layer outputs\")", file=sys.stderr)
+        return 2
     try:
         settings = RunSettings(args.dataset, args.bits, "dhn", iters=args.iters, data_dir=args.data_dir,
+                               backbone_lr_mult=args.backbone_lr_mult,
                                weights=args.weights, gpu=args.gpu, features=args.features, backbone=args.backbone,
                                mean=args.mean, scale=args.scale, alpha=args.alpha, seed=args.seed,
                                feature_norm=args.feature_norm, similar_weight=args.similar_weight)

@@ -1,6 +1,7 @@
-"""`make table-cpu`: the paper's table and ablation on real CIFAR-10, in the frozen-feature mode.
+"""`make table-cpu`: the paper's table and ablation on real CIFAR-10, in the frozen-feature mode
+or (``--upper CUT``, make: UPPER=) the stored mode (dhn.stored).
 
-    python -m dhn.table --backbone DEPLOY.prototxt:LAYER --weights W.caffemodel
+    python -m dhn.table --backbone DEPLOY.prototxt:LAYER --weights W.caffemodel [--upper CUT|1]
                         [--bits 12,24,32,48] [--seeds 1,2,3] [--iters 3000] [--database database]
 
 What it runs, each step resumable (every run is a run folder; finished ones are reused):
@@ -17,6 +18,10 @@ What it runs, each step resumable (every run is a run folder; finished ones are 
 5. `make report`: runs/report.md (mean ± s.d. over seeds) and its MAP-vs-bits plot.
 Wall times of each step go to runs/table/table.json. This is an addition to the paper (DHN
 fine-tunes the whole net): its rows are labelled "frozen features" wherever they are shown.
+With --upper the runs train the backbone's layers above CUT on their stored inputs (its defaults:
+netgen.UPPER_DEFAULTS; no --sweep), and DHN-B is DHN's runs ranked by the inner product of their
+codes (evaluate.inner_product_run: the same net, so not trained twice); their rows say "fine-tuned
+above stored CUT".
 """
 import argparse
 import json
@@ -25,18 +30,19 @@ import sys
 import time
 from dataclasses import replace
 
-from . import baselines, features, report, sweep, train
+from . import baselines, evaluate, features, netgen, report, stored, sweep, train
 from .atomic import write_atomic
 from .run_folder import RunSettings, TrainError
 
 
-def run_name(dataset, bits, variant, fname, seed):
-    return "%s-%d-%s-%s-frozen-s%d" % (dataset, bits, variant, fname, seed)
+def run_name(dataset, bits, variant, tag, seed):
+    """runs/<dataset>-<bits>-<variant>-<tag>-s<seed>; tag: '<features>-frozen' or '<net>-upper-<cut>'."""
+    return "%s-%d-%s-%s-s%d" % (dataset, bits, variant, tag, seed)
 
 
 def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48), seeds=(1, 2, 3), iters=None,
           database="database", lrs=sweep.PAPER_LRS, lambdas=sweep.PAPER_LAMBDAS, variants=("dhn", "dhn-q", "dhn-e", "dhn-b"),
-          cross_validate=False):
+          cross_validate=False, upper=None):
     root = os.environ.get("DHN_ROOT", ".")
     out = os.path.join(root, "runs", "table")
     os.makedirs(out, exist_ok=True)
@@ -46,11 +52,19 @@ def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48),
     fname = os.path.basename(os.path.normpath(fdir))
     times["features_s"] = round(time.time() - t0, 1)
     # every run's settings but its bits, variant, lr, λ and seed (set per run below)
-    base = RunSettings(dataset, 0, "dhn", features=True, backbone=backbone, weights=weights, iters=iters, quiet=True)
+    base = RunSettings(dataset, 0, "dhn", features=not upper, upper=upper, backbone=backbone, weights=weights,
+                       iters=iters, quiet=True)
+    tag = fname + "-frozen"
+    if upper:
+        if cross_validate:
+            raise ValueError("--sweep is not wired to the stored mode: its defaults come from tools/lab/issue22.py")
+        bb = netgen.foreign_backbone(backbone)
+        tag = "%s-upper-%s" % (bb["name"], stored.cut_name(stored.default_cut(bb) if upper == "1" else upper))
     for k in bits:
         if not cross_validate:   # what dhn.train itself fills in for this mode (RunSettings.resolved)
             d = replace(base, bits=k).resolved()
-            choices[k] = {"lr": d.lr, "lambda": d.lambda_, "map": None, "source": "netgen.HEAD_DEFAULTS"}
+            choices[k] = {"lr": d.lr, "lambda": d.lambda_, "map": None,
+                          "source": "netgen.UPPER_DEFAULTS" if upper else "netgen.HEAD_DEFAULTS"}
             continue
         t0 = time.time()
         best, _ = sweep.run(replace(base, bits=k), lrs, lambdas)
@@ -63,9 +77,15 @@ def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48),
         lr, lam = choices[k]["lr"], choices[k]["lambda"]
         for variant in variants:
             for seed in seeds:
-                res = train.run(replace(base, bits=k, variant=variant, lr=lr, lambda_=lam,   # DHN-Q: 0 (resolved)
-                                        seed=seed, database=database,
-                                        run_dir=os.path.join(root, "runs", run_name(dataset, k, variant, fname, seed))))
+                run_dir = os.path.join(root, "runs", run_name(dataset, k, variant, tag, seed))
+                if upper and variant == "dhn-b":     # DHN's net, its codes ranked by inner product
+                    dhn = replace(base, bits=k, variant="dhn", lr=lr, lambda_=lam, seed=seed, database=database,
+                                  run_dir=os.path.join(root, "runs", run_name(dataset, k, "dhn", tag, seed)))
+                    train.run(dhn)
+                    res = evaluate.inner_product_run(dhn.run_dir, run_dir, "query", database)
+                else:
+                    res = train.run(replace(base, bits=k, variant=variant, lr=lr, lambda_=lam,   # DHN-Q: 0 (resolved)
+                                            seed=seed, database=database, run_dir=run_dir))
                 print("dhn.table: %s %d bits seed %d: MAP %.4f" % (variant, k, seed, res["map"]), file=sys.stderr)
     times["runs_s"] = round(time.time() - t0, 1)
     t0 = time.time()
@@ -75,9 +95,9 @@ def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48),
     write_atomic(os.path.join(bdir, "baselines.json"), json.dumps(bl, indent=1))
     times["baselines_s"] = round(time.time() - t0, 1)
     report.main([])
-    write_atomic(os.path.join(out, "table.json"), json.dumps(
+    write_atomic(os.path.join(out, "table-upper.json" if upper else "table.json"), json.dumps(
         {"dataset": dataset, "backbone": backbone, "features": fname, "bits": list(bits), "seeds": list(seeds),
-         "iters": iters, "database": database, "choices": {str(k): v for k, v in choices.items()},
+         "iters": iters, "database": database, "upper": upper, "choices": {str(k): v for k, v in choices.items()},
          "seconds": times, "total_s": round(sum(times.values()), 1)}, indent=1))
     return choices, times
 
@@ -91,13 +111,16 @@ def main(argv=None):
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--iters", type=int)
     ap.add_argument("--database", default="database")
+    ap.add_argument("--upper", metavar="CUT", help="the stored mode: fine-tune the layers above CUT (1: the last "
+                    "learnable layer's input) on their stored inputs (dhn.stored)")
+    ap.add_argument("--variants", default="dhn,dhn-q,dhn-e,dhn-b")
     ap.add_argument("--sweep", action="store_true",
                     help="cross-validate lr and λ per code length (make sweep) instead of the mode's measured defaults")
     args = ap.parse_args(argv)
     try:
         choices, times = table(args.dataset, args.backbone, args.weights, tuple(int(b) for b in args.bits.split(",")),
                                tuple(int(s) for s in args.seeds.split(",")), args.iters, args.database,
-                               cross_validate=args.sweep)
+                               variants=tuple(args.variants.split(",")), cross_validate=args.sweep, upper=args.upper)
     except (TrainError, features.FeatureError, ValueError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2

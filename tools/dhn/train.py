@@ -22,9 +22,10 @@ import re
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from typing import NamedTuple
 
-from . import evaluate, netgen, run_folder, split_folder
+from . import evaluate, netgen, run_folder, split_folder, stored
 from .atomic import write_atomic
 from .datasets import DatasetError, file_digest
 from .features import FeatureError, backbone_of, features_dir
@@ -66,7 +67,8 @@ def prepare_run(run_dir, settings, sched, bb, data_dir, start_iter=0):
                                  data_dir=os.path.join(data_dir, "train"), batch=s.batch, backbone=bb,
                                  shuffle=s.shuffle, seed=s.seed, alpha=s.alpha,
                                  backbone_lr_mult=s.backbone_lr_mult, feature_norm=s.feature_norm,
-                                 start_iter=start_iter, similar_weight=s.similar_weight)
+                                 start_iter=start_iter, similar_weight=s.similar_weight,
+                                 norm_stats=norm_stats(s))
     write_atomic(os.path.join(run_dir, "train.prototxt"), str(train_net))
     write_atomic(os.path.join(run_dir, "deploy.prototxt"), str(netgen.deploy_net(s.dataset, s.bits, backbone=bb,
                                                                                   feature_norm=s.feature_norm)))
@@ -80,6 +82,14 @@ def prepare_run(run_dir, settings, sched, bb, data_dir, start_iter=0):
         sol.solver_mode = sol.GPU
     write_atomic(os.path.join(run_dir, "solver.prototxt"), str(sol))
     return sol
+
+
+def norm_stats(s):
+    """"global" where a whole-net fine-tuning starts from a fitted head (its BatchNorm's averages
+    kept, netgen.train_net), "batch" for any other BatchNorm, None without one."""
+    if not s.feature_norm:
+        return None
+    return "global" if s.init_fch else "batch"
 
 
 def train_time_limit():
@@ -215,11 +225,57 @@ def _model_and_data(settings, root):
         bb = netgen.features_backbone(fname, split_folder.check_split(os.path.dirname(manifest))["dim"])
         spec = backbone or netgen.DATASETS[dataset]["backbone"] + ":fc7"
         return bb, bb_src, spec, weights, data_dir, "-%s-frozen" % bb_src["name"]
+    if settings.upper:
+        return _stored_model_and_data(settings, root)
     bb = foreign_backbone(dataset, backbone, mean, scale, weights) if backbone else None
     data_dir = data_dir or os.path.join(root, "data", dataset, "lmdb")
     if not bb and netgen.DATASETS[dataset]["backbone"] == "alexnet":
         weights = weights or os.path.join(root, "weights", "bvlc_alexnet.caffemodel")
     return bb, bb, backbone or netgen.DATASETS[dataset]["backbone"], weights, data_dir, ("-" + bb["name"] if bb else "")
+
+
+def _stored_model_and_data(s, root):
+    """_model_and_data of the stored mode (dhn.stored): the lower layers' outputs of train, query
+    and database, stored first where missing (resuming split by split), feed the upper layers."""
+    if not s.backbone:
+        raise TrainError("UPPER= cuts a pretrained DEPLOY.prototxt:LAYER backbone: give BACKBONE= and WEIGHTS=")
+    if s.features:
+        raise TrainError("UPPER= and FEATURES=1 are two modes: the stored mode trains layers below the features")
+    bb = foreign_backbone(s.dataset, s.backbone, s.mean, s.scale, s.weights)
+    try:
+        cut = stored.default_cut(bb) if s.upper == "1" else s.upper
+        _, upper, blob = stored.split_backbone(bb, cut)
+        if s.data_dir and os.path.isfile(os.path.join(s.data_dir, "train", stored.BLOBS)):
+            out = s.data_dir     # stored splits already (e.g. a validation carved from them, dhn.sweep)
+            manifests = {"train": split_folder.check_split(os.path.join(out, "train"))}
+        else:   # data_dir: the converted images; their stored outputs beside them
+            out, manifests = stored.store(s.dataset, s.backbone, s.weights, cut, ("train", s.query, s.database),
+                                          views=s.views or stored.TRAIN_VIEWS, mean=s.mean, scale=s.scale,
+                                          data_dir=s.data_dir, progress=not s.quiet)
+    except (ValueError, FeatureError, DatasetError) as e:
+        raise TrainError(str(e)) from None
+    sbb = netgen.stored_backbone(bb, upper, blob, manifests["train"]["blobs"]["shape"], cut)
+    return sbb, bb, s.backbone, s.weights, out, "-%s-upper-%s" % (bb["name"], stored.cut_name(cut))
+
+
+def whole_foreign_net(settings):
+    """Whole-net fine-tuning of a DEPLOY:LAYER backbone (neither FEATURES=1 nor UPPER=)."""
+    return bool(settings.backbone) and not settings.features and not settings.upper
+
+
+def fit_head(settings):
+    """What whole-net fine-tuning starts from unless told otherwise (--init-fch): the stored-mode
+    run of the same dataset, bits, variant, seed and data (its defaults; UPPER=1), trained here
+    if it is not done. A random fch on a pretrained net costs MAP in the first iterations and
+    a CPU cannot afford the iterations to win it back (README "Fine-tuning on stored lower-layer
+    outputs"). Returns that run's folder."""
+    head = replace(settings, upper="1", iters=None, lr=None, backbone_lr_mult=None, run_dir=None, init_fch=None,
+                   force=False, force_new=False, views=None)
+    doc = run(head)
+    if not settings.quiet:
+        print("dhn.train: whole-net fine-tuning starts from the fitted head of %s (MAP %.4f)" % (doc["run"], doc["map"]),
+              file=sys.stderr)
+    return os.path.join(os.environ.get("DHN_ROOT", "."), "runs", doc["run"])
 
 
 def train(dataset, bits, variant, **options):
@@ -233,11 +289,17 @@ def run(settings):
     its caffemodel; ``mean`` (BGR) and ``scale`` of its inputs, applied as Caffe does:
     (pixel − mean) × scale). ``features``: the frozen-feature mode, fch + losses trained on
     dhn.features' output for that backbone (``data_dir`` is then the features folder).
-    ``init_fch``: fine-tune from the fch of a frozen-feature run (its folder or caffemodel)
-    instead of a random one (run_folder.warm_start)."""
+    ``upper``: the stored mode (dhn.stored), the layers above that cut trained on their stored
+    inputs. ``init_fch``: fine-tune from the trained layers of a frozen or stored-mode run (its
+    folder or caffemodel) instead of a random fch (run_folder.warm_start); whole-net fine-tuning
+    of a ``backbone`` fits that head first by itself (fit_head; "none": a random fch)."""
     if settings.dataset not in netgen.DATASETS:
         raise TrainError("unknown dataset %r (one of %s)" % (settings.dataset, ", ".join(netgen.DATASETS)))
     root = os.environ.get("DHN_ROOT", ".")
+    if settings.init_fch is None and whole_foreign_net(settings):
+        settings = replace(settings, init_fch=fit_head(settings))
+    elif settings.init_fch == "none":       # asked for a cold start: a random fch on the whole net
+        settings = replace(settings, init_fch=None)
     s = settings.resolved()
     dataset, bits, variant, features, query, database = s.dataset, s.bits, s.variant, s.features, s.query, s.database
     bb, img_bb, spec, weights, data_dir, suffix = _model_and_data(s, root)
@@ -250,14 +312,17 @@ def run(settings):
         raise TrainError("%s: ImageNet AlexNet weights missing; run `make weights` (or pass --weights)" % weights)
     sched = schedule(dataset, s.iters)
     transform = img_bb or netgen.BACKBONES[netgen.DATASETS[dataset]["backbone"]]   # the images' mean and scale
-    identity = dict(dataset=dataset, bits=bits, variant=variant, mode="frozen features" if features else "fine-tuned",
+    upper = bb["cut"] if bb and bb.get("stored") else None
+    mode = "frozen features" if features else "fine-tuned above stored %s" % upper if upper else "fine-tuned"
+    identity = dict(dataset=dataset, bits=bits, variant=variant, mode=mode,
                     backbone=spec, weights_sha256=file_digest(weights, "sha256") if weights else None,
                     features=bb["name"] if features else None, lr=s.lr, alpha=s.alpha,
                     max_iter=sched.max_iter, lr_policy=netgen.SOLVER_DEFAULTS["lr_policy"],
                     gamma=netgen.SOLVER_DEFAULTS["gamma"], stepsize=sched.stepsize, batch=s.batch, seed=s.seed,
                     shuffle=s.shuffle, train_split=split_folder.split_key(os.path.join(data_dir, "train")),
                     backbone_lr_mult=s.backbone_lr_mult, init_fch=None, feature_norm=s.feature_norm,
-                    similar_weight=s.similar_weight,
+                    similar_weight=s.similar_weight, upper=upper, norm_stats=norm_stats(s),
+                    views=split_folder.check_split(os.path.join(data_dir, "train"))["blobs"]["views"] if upper else None,
                     mean=[float(v) for v in transform["mean"]], scale=float(transform["scale"]),
                     **{"lambda": s.lambda_})
     if s.init_fch:
@@ -352,13 +417,22 @@ def main(argv=None):
                     help="weight of a similar pair in the pairwise loss: a number, or 'balanced' "
                          "(#pairs / #similar pairs of each batch); default: 1, the paper's; %s with "
                          "--backbone or --features" % netgen.HEAD_DEFAULTS["similar_weight"])
-    ap.add_argument("--backbone-lr-mult", type=float, default=1.0,
-                    help="scale the backbone's learning rate (0 freezes it; fch keeps 10/20)")
+    ap.add_argument("--backbone-lr-mult", type=float,
+                    help="scale the backbone's learning rate (0 freezes it; fch keeps 10/20); default 1, "
+                         "with --upper %g (the fch's rate)" % netgen.UPPER_DEFAULTS["backbone_lr_mult"])
+    ap.add_argument("--upper", metavar="CUT",
+                    help="the stored mode: store the backbone's outputs at layer CUT once (dhn.stored) and "
+                         "fine-tune the layers above it with fch; 1: below the last learnable layer")
+    ap.add_argument("--views", type=int, choices=(1, 2, 10),
+                    help="views stored per training image with --upper (default %d: centre crop and mirror)"
+                         % stored.TRAIN_VIEWS)
     ap.add_argument("--feature-norm", dest="feature_norm", action="store_true", default=None,
                     help="a BatchNorm between the backbone's features and fch (default: on for --backbone "
                          "and --features, off for the paper's AlexNet)")
     ap.add_argument("--no-feature-norm", dest="feature_norm", action="store_false")
-    ap.add_argument("--init-fch", help="fine-tune from the fch of a frozen-feature run (its folder or caffemodel)")
+    ap.add_argument("--init-fch", help="fine-tune from the trained layers of a frozen or stored-mode run (its folder or "
+                    "caffemodel); default for --backbone: the stored-mode run (UPPER=1), trained first if missing; "
+                    "'none': a random fch")
     ap.add_argument("--no-shuffle", dest="shuffle", action="store_false",
                     help="read the training split in its stored order (Caffe's Data layer) instead of reshuffling every epoch")
     args = ap.parse_args(argv)
