@@ -6,6 +6,8 @@ AlexNet, and the frozen-feature mode.
 - fine-tuning, `caffe train` on the full net + fch48 + both losses, batch 64, reshuffling data
   layer over 256×256 PNG records: seconds per iteration and images/s, SqueezeNet vs AlexNet
   (DHN_BENCH_FT_ITERS iterations each, default 6, after one warm-up iteration);
+- the stored mode (make train UPPER=1): seconds per iteration of SqueezeNet's layers above
+  fire9/concat + fch48 + losses on generated stored outputs, against the whole-net step;
 - the frozen-feature mode: seconds per 1,000 iterations of fch48 + losses on 5,000 × 1,000
   float features (the size of SqueezeNet's on CIFAR-10), batch 64.
 The SqueezeNet figures need ../shared/data/squeezenet_v1.0_dc (or DHN_SQUEEZENET=<folder>);
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -58,9 +61,42 @@ def finetune_rate(tmp, bb, weights, iters):
         imgs = rng.randint(0, 256, (128, 256, 256, 3)).astype(np.uint8)
         convert.build_splits(data, "bench", {"train": np.arange(128)}, np.eye(10, dtype=np.uint8)[np.arange(128) % 10],
                              convert.ArrayLoader(imgs), size=256, progress=False)
-    run_dir = os.path.join(tmp, "run-%s" % bb["name"])
-    settings, sched = bench_config("cifar10", 48, iters + 1, lr=1e-4, lambda_=1.0, feature_norm="layers" in bb)
-    train.prepare_run(run_dir, settings, sched._replace(snapshot=0, stepsize=10 ** 6), bb if "layers" in bb else None, data)
+    return step_seconds(os.path.join(tmp, "run-%s" % bb["name"]), bb if "layers" in bb else None, data, weights, iters,
+                        feature_norm="layers" in bb)
+
+
+def stored_rate(tmp, sq, weights, iters):
+    """Seconds per iteration of the stored mode's net: SqueezeNet above fire9/concat (drop9,
+    conv_final at ×10, pool_final) + BatchNorm + fch48 + losses, on a generated stored split of
+    128 records × 2 views of 512×13×13 float16 (dhn.stored's layout), batch 64."""
+    import json
+    from dhn import stored
+    cut = stored.default_cut(sq)
+    _, upper, blob = stored.split_backbone(sq, cut)
+    data = os.path.join(tmp, "stored")
+    split = os.path.join(data, "train")
+    os.makedirs(split, exist_ok=True)
+    n, shape = 128, (512, 13, 13)
+    rng = np.random.RandomState(3)
+    blobs = np.lib.format.open_memmap(os.path.join(split, stored.BLOBS), "w+", np.float16, (2 * n,) + shape)
+    blobs[:] = rng.gamma(1.0, 1.0, blobs.shape).astype(np.float16)
+    del blobs
+    with lmdb_io.Writer(os.path.join(split, "labels")) as wl:
+        for i in range(n):
+            wl.put(lmdb_io.label_datum(np.eye(10, dtype=np.uint8)[i % 10]))
+    with open(os.path.join(split, "manifest.json"), "w") as fh:
+        json.dump({"count": n, "num_labels": 10, "databases": ["labels"], "complete": True,
+                   "blobs": {"file": stored.BLOBS, "shape": list(shape), "dtype": "float16", "views": 2}}, fh)
+    bb = netgen.stored_backbone(sq, upper, blob, shape, cut)
+    return step_seconds(os.path.join(tmp, "run-stored"), bb, data, weights, iters, feature_norm=True,
+                        backbone_lr_mult=netgen.UPPER_DEFAULTS["backbone_lr_mult"])
+
+
+def step_seconds(run_dir, bb, data, weights, iters, feature_norm, backbone_lr_mult=1.0):
+    """Seconds per iteration of `caffe train` on a generated training split (after a warm-up iteration), from its log."""
+    settings, sched = bench_config("cifar10", 48, iters + 1, lr=1e-4, lambda_=1.0, feature_norm=feature_norm)
+    settings = replace(settings, backbone_lr_mult=backbone_lr_mult)
+    train.prepare_run(run_dir, settings, sched._replace(snapshot=0, stepsize=10 ** 6), bb, data)
     solver = os.path.join(run_dir, "solver.prototxt")
     text = open(solver).read()
     open(solver, "w").write(re.sub(r"display: \d+", "display: 1", text).replace("snapshot: 0\n", "") +
@@ -123,11 +159,14 @@ def run():
             sq = netgen.foreign_backbone(deploy + ":pool_final")
             s_fwd = forward_rate(sq, model)
             s_ft = finetune_rate(tmp, sq, model, iters)
+            s_up = stored_rate(tmp, sq, model, max(iters, 20))
             figures += [Figure("features.squeezenet_img_per_s", s_fwd, "img/s", s_fwd / a_fwd,
                                "AlexNet conv1-fc7 forward (make features, encoding)"),
                         Figure("finetune.squeezenet_s_per_iter", s_ft, "s", s_ft / a_ft,
                                "AlexNet fine-tuning step, batch 64"),
-                        Figure("finetune.squeezenet_img_per_s", 64 / s_ft, "img/s", a_ft / s_ft, "AlexNet")]
+                        Figure("finetune.squeezenet_img_per_s", 64 / s_ft, "img/s", a_ft / s_ft, "AlexNet"),
+                        Figure("stored.squeezenet_s_per_iter", s_up, "s", s_up / s_ft,
+                               "SqueezeNet whole-net step (the stored mode: conv_final + fch48 on stored fire9/concat)")]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return figures
