@@ -305,6 +305,18 @@ def _splice(proto, bb):
     return proto
 
 
+def without_dropout(proto):
+    """Leave a foreign backbone's Dropout layers out of a training net whose features go through
+    the BatchNorm before fch: dropout before a conv + ReLU shifts the statistics that BatchNorm
+    stores (SqueezeNet's drop9 → conv_final: at TEST the pool_final features had 0.43× the stored
+    variance and means 1.3 s.d. off, README "Fine-tuning on stored lower-layer outputs"), so TEST
+    would normalise with statistics of other inputs. The deploy net has no dropout either."""
+    kept = [layer for layer in proto.layer if layer.type != "Dropout"]
+    del proto.layer[:]
+    proto.layer.extend(kept)
+    return proto
+
+
 def scale_backbone_lr(proto, mult):
     """Multiply the lr of every learnable layer but fch by mult (0 freezes the backbone):
     weights lr_mult m, biases 2m, as BVLC's nets and fch's 10/20 are."""
@@ -352,6 +364,8 @@ def train_net(dataset, bits, variant, lambda_=DEFAULT_LAMBDA, data_dir=None, bat
     if variant != "dhn-q" and lambda_ > 0:
         n.quant_loss = _python_loss([code], "QuantizationLoss", lambda_ * bits / batch)
     proto = _splice(n.to_proto(), bb)
+    if feature_norm and "layers" in bb:
+        without_dropout(proto)
     if backbone_lr_mult != 1:
         scale_backbone_lr(proto, backbone_lr_mult)
     proto.name = "%s-%s-%d" % (bb["name"], variant, bits)

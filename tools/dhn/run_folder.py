@@ -253,7 +253,7 @@ def project_commit():
 IDENTITY = ("dataset", "bits", "variant", "mode", "backbone", "weights_sha256", "features", "lr", "lambda",
             "alpha", "max_iter", "lr_policy", "gamma", "stepsize", "batch", "seed", "shuffle", "train_split",
             "backbone_lr_mult", "init_fch", "feature_norm", "similar_weight", "mean", "scale", "upper", "views",
-            "norm_stats")
+            "norm_stats", "backbone_dropout")
 
 
 def check_same_config(run_dir, identity, force_new):
@@ -281,6 +281,9 @@ def check_same_config(run_dir, identity, force_new):
         old = dict(old, upper=None, views=None)    # recorded before the stored mode existed: not that mode
     if old is not None and "norm_stats" not in old:    # before it was recorded: batch statistics always
         old = dict(old, norm_stats="batch" if old.get("feature_norm") else None)
+    if old is not None and "backbone_dropout" not in old:   # before: a foreign backbone trained with its dropout
+        foreign = old.get("mode") != "frozen features" and ":" in str(old.get("backbone"))
+        old = dict(old, backbone_dropout=True if foreign else None)
     if old == identity:
         return True
     if force_new:

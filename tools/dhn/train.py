@@ -322,6 +322,8 @@ def run(settings):
                     shuffle=s.shuffle, train_split=split_folder.split_key(os.path.join(data_dir, "train")),
                     backbone_lr_mult=s.backbone_lr_mult, init_fch=None, feature_norm=s.feature_norm,
                     similar_weight=s.similar_weight, upper=upper, norm_stats=norm_stats(s),
+                    # a foreign backbone's Dropout layers train only without the BatchNorm (netgen.without_dropout)
+                    backbone_dropout=(not s.feature_norm) if bb and "layers" in bb else None,
                     views=split_folder.check_split(os.path.join(data_dir, "train"))["blobs"]["views"] if upper else None,
                     mean=[float(v) for v in transform["mean"]], scale=float(transform["scale"]),
                     **{"lambda": s.lambda_})
