@@ -18,7 +18,7 @@ TRAIN_ARGS = $(if $(LR),--lr $(LR)) $(if $(LAMBDA),--lambda $(LAMBDA)) $(if $(IT
              $(if $(UPPER),--upper $(UPPER)) $(if $(VIEWS),--views $(VIEWS)) $(if $(BACKBONE_LR_MULT),--backbone-lr-mult $(BACKBONE_LR_MULT)) \
              $(if $(INIT_FCH),--init-fch $(INIT_FCH))
 MODEL_ARGS = $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(BACKBONE),--backbone $(BACKBONE)) $(if $(MEAN),--mean $(MEAN)) $(if $(SCALE),--scale $(SCALE))
-RUN_ARGS = $(if $(RUN),--run $(RUN)) $(if $(filter 1,$(FORCE_NEW)),--force-new)
+RUN_ARGS = $(if $(RUN),--run $(RUN)) $(if $(filter 1,$(FORCE_NEW)),--force-new) $(if $(DATABASE),--database $(DATABASE))
 
 .PHONY: setup system-deps venv caffe test demo train sweep features search gallery table-cpu weights data report bench prototxt gpu-bundle clean-caffe
 

@@ -173,3 +173,15 @@ def test_dhn_b_of_a_stored_run_ranks_its_codes_by_inner_product(setup):
     assert doc["variant"] == "dhn-b" and doc["ranking"] == "inner_product" and doc["map"] == pytest.approx(want)
     assert json.load(open(os.path.join(out, "config.json")))["identity"]["variant"] == "dhn-b"
     assert run_folder.final_model(out)      # the same net, linked: search and the gallery work on it
+
+
+def test_a_batchnorm_head_trains_without_the_backbones_dropout(tmp_path):
+    deploy = tmp_path / "drop.prototxt"
+    deploy.write_text(datagen.SMALL_DEPLOY.replace(
+        'layer { name: "r1" type: "ReLU" bottom: "c1" top: "c1" }',
+        'layer { name: "r1" type: "ReLU" bottom: "c1" top: "c1" }\n'
+        'layer { name: "d1" type: "Dropout" bottom: "c1" top: "c1" dropout_param { dropout_ratio: 0.5 } }'))
+    bb = netgen.foreign_backbone(str(deploy) + ":feat")
+    types = {norm: [layer.type for layer in netgen.train_net("demo", 8, "dhn", backbone=bb, feature_norm=norm).layer]
+             for norm in (False, True)}
+    assert "Dropout" in types[False] and "Dropout" not in types[True] and "BatchNorm" in types[True]
