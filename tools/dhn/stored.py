@@ -90,6 +90,11 @@ def cut_name(cut):
     return cut.replace("/", "_")
 
 
+def run_tag(bb, cut):
+    """What names a stored-mode run folder after its dataset, bits and variant: <net>-upper-<cut>."""
+    return "%s-upper-%s" % (bb["name"], cut_name(cut))
+
+
 def read_blobs(split_dir):
     """(blobs memmap (N·V)×C×H×W, manifest) of a finished stored split; DatasetError otherwise."""
     manifest = split_folder.check_split(split_dir)

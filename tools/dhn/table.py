@@ -59,7 +59,7 @@ def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48),
         if cross_validate:
             raise ValueError("--sweep is not wired to the stored mode: its defaults come from tools/lab/issue22.py")
         bb = netgen.foreign_backbone(backbone)
-        tag = "%s-upper-%s" % (bb["name"], stored.cut_name(stored.default_cut(bb) if upper == "1" else upper))
+        tag = stored.run_tag(bb, stored.default_cut(bb) if upper == "1" else upper)
     for k in bits:
         if not cross_validate:   # what dhn.train itself fills in for this mode (RunSettings.resolved)
             d = replace(base, bits=k).resolved()

@@ -255,7 +255,7 @@ def _stored_model_and_data(s, root):
     except (ValueError, FeatureError, DatasetError) as e:
         raise TrainError(str(e)) from None
     sbb = netgen.stored_backbone(bb, upper, blob, manifests["train"]["blobs"]["shape"], cut)
-    return sbb, bb, s.backbone, s.weights, out, "-%s-upper-%s" % (bb["name"], stored.cut_name(cut))
+    return sbb, bb, s.backbone, s.weights, out, "-" + stored.run_tag(bb, cut)
 
 
 def whole_foreign_net(settings):
@@ -269,13 +269,22 @@ def fit_head(settings):
     if it is not done. A random fch on a pretrained net costs MAP in the first iterations and
     a CPU cannot afford the iterations to win it back (README "Fine-tuning on stored lower-layer
     outputs"). Returns that run's folder."""
-    head = replace(settings, upper="1", iters=None, lr=None, backbone_lr_mult=None, run_dir=None, init_fch=None,
-                   force=False, force_new=False, views=None)
+    root = os.environ.get("DHN_ROOT", ".")
+    bb = foreign_backbone(settings.dataset, settings.backbone, settings.mean, settings.scale, settings.weights)
+    try:
+        cut = stored.default_cut(bb)
+    except ValueError as e:
+        raise TrainError(str(e)) from None
+    # the stored run's own folder, with the seed as dhn.table names its runs when it is not the default
+    name = "%s-%s%s" % (run_folder.run_name(settings.dataset, settings.bits, settings.variant), stored.run_tag(bb, cut),
+                        "" if settings.seed == netgen.SEED else "-s%d" % settings.seed)
+    head = replace(settings, upper="1", iters=None, lr=None, backbone_lr_mult=None, run_dir=os.path.join(root, "runs", name),
+                   init_fch=None, force=False, force_new=False, views=None)
     doc = run(head)
     if not settings.quiet:
         print("dhn.train: whole-net fine-tuning starts from the fitted head of %s (MAP %.4f)" % (doc["run"], doc["map"]),
               file=sys.stderr)
-    return os.path.join(os.environ.get("DHN_ROOT", "."), "runs", doc["run"])
+    return head.run_dir
 
 
 def train(dataset, bits, variant, **options):
