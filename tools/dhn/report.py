@@ -180,7 +180,7 @@ def setting(run, lambdas=None):
 # protocol and stay in the key), and where/with which commit a run ran.
 RESULT_KEYS = ("map", "ap", "pr_curve", "precision_at_n", "precision_hamming2", "precision_radius", "radius",
                "eval_seconds", "random_ranking_map", "demo_seconds")
-GROUP_IGNORES = RESULT_KEYS + ("seed", "run", "weights", "commit", "caffe", "bits")
+GROUP_IGNORES = RESULT_KEYS + ("seed", "run", "weights", "commit", "caffe", "bits", "codes_of")
 
 
 def config_key(run):
