@@ -94,6 +94,23 @@ def features_dir(dataset, name, root=None):
     return os.path.join(root, "data", dataset, "features", name)
 
 
+def write_backbone_net(bb, folder, batch):
+    """(path, output blob) of the backbone's TEST net (netgen.backbone_net) written into folder."""
+    proto = netgen.backbone_net(bb, batch=batch)
+    path = os.path.join(folder, "backbone.prototxt")
+    with open(path, "w") as fh:
+        fh.write(str(proto))
+    return path, proto.layer[-1].top[0]
+
+
+def copy_labels_and_records(split_dir, out):
+    """The split's label LMDB and records.txt, copied record for record into out."""
+    with lmdb_io.Writer(os.path.join(out, "labels")) as dst:
+        for datum in lmdb_io.read(os.path.join(split_dir, "labels")):
+            dst.put(datum)
+    shutil.copyfile(os.path.join(split_dir, "records.txt"), os.path.join(out, "records.txt"))
+
+
 def extract_split(split_dir, out_dir, bb, weights, batch=64, gpu=None, progress=True, key=None):
     """Write out_dir (see module doc) from the converted split in split_dir; returns its manifest."""
     src = split_folder.check_split(split_dir)
@@ -102,11 +119,7 @@ def extract_split(split_dir, out_dir, bb, weights, batch=64, gpu=None, progress=
         return done
 
     def fill(tmp):
-        proto = netgen.backbone_net(bb, batch=batch)
-        feature_blob = proto.layer[-1].top[0]
-        deploy = os.path.join(tmp, "backbone.prototxt")
-        with open(deploy, "w") as fh:
-            fh.write(str(proto))
+        deploy, feature_blob = write_backbone_net(bb, tmp, batch)
         t0 = time.perf_counter()
         feats = encode.encode(deploy, weights, os.path.join(split_dir, "images"), crop=bb["crop"],
                               mean_bgr=bb["mean"], scale=bb["scale"], batch_size=batch, code_blob=feature_blob,
@@ -119,10 +132,7 @@ def extract_split(split_dir, out_dir, bb, weights, batch=64, gpu=None, progress=
         with lmdb_io.Writer(os.path.join(tmp, "features")) as out:
             for row in feats:
                 out.put(lmdb_io.float_datum(row))
-        with lmdb_io.Writer(os.path.join(tmp, "labels")) as out:
-            for datum in lmdb_io.read(os.path.join(split_dir, "labels")):
-                out.put(datum)
-        shutil.copyfile(os.path.join(split_dir, "records.txt"), os.path.join(tmp, "records.txt"))
+        copy_labels_and_records(split_dir, tmp)
         return dict(dataset=src["dataset"], split=src["split"], count=int(len(feats)), num_labels=src["num_labels"],
                     databases=["features", "labels"], dim=int(feats.shape[1]), feature_blob=feature_blob,
                     label_counts=src["label_counts"], source_split=os.path.abspath(split_dir),

@@ -30,13 +30,12 @@ interrupted store resumes split by split.
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 
 import numpy as np
 
-from . import convert, encode, features, lmdb_io, netgen, split_folder
+from . import convert, encode, features, netgen, split_folder
 from .datasets import DatasetError, file_digest
 
 BLOBS = "blobs.npy"
@@ -119,11 +118,7 @@ def store_split(split_dir, out_dir, lower, weights, views=1, batch=64, gpu=None,
         return done
 
     def fill(tmp):
-        proto = netgen.backbone_net(lower, batch=batch)
-        blob = proto.layer[-1].top[0]
-        deploy = os.path.join(tmp, "lower.prototxt")
-        with open(deploy, "w") as fh:
-            fh.write(str(proto))
+        deploy, blob = features.write_backbone_net(lower, tmp, batch)
         net = encode._load_net(deploy, weights, lower["crop"], blob, gpu)
         os.remove(deploy)
         out, row, t0 = None, 0, time.perf_counter()
@@ -143,10 +138,7 @@ def store_split(split_dir, out_dir, lower, weights, views=1, batch=64, gpu=None,
         shape = list(out.shape[1:])
         out.flush()
         del out
-        with lmdb_io.Writer(os.path.join(tmp, "labels")) as lab:
-            for datum in lmdb_io.read(os.path.join(split_dir, "labels")):
-                lab.put(datum)
-        shutil.copyfile(os.path.join(split_dir, "records.txt"), os.path.join(tmp, "records.txt"))
+        features.copy_labels_and_records(split_dir, tmp)
         return dict(dataset=src["dataset"], split=src["split"], count=src["count"], num_labels=src["num_labels"],
                     databases=["labels"], blobs=dict(file=BLOBS, shape=shape, dtype="float16", views=views, blob=blob),
                     label_counts=src["label_counts"],
