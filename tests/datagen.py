@@ -150,6 +150,19 @@ layer { name: "prob" type: "Softmax" bottom: "cls" top: "prob" }
 """
 
 
+def small_backbone(root):
+    """(deploy prototxt, caffemodel) of SMALL_DEPLOY saved from its random init under root/smallnet/."""
+    import caffe
+    deploy = os.path.join(root, "smallnet", "deploy.prototxt")
+    os.makedirs(os.path.dirname(deploy), exist_ok=True)
+    with open(deploy, "w") as fh:
+        fh.write(SMALL_DEPLOY)
+    caffe.set_mode_cpu()
+    model = os.path.join(root, "smallnet.caffemodel")
+    caffe.Net(deploy, caffe.TEST).save(model)
+    return deploy, model
+
+
 def converted_demo(root, n, seed, order_seed, n_train, n_query):
     """n demo images (synthetic) converted to root/lmdb: a seeded permutation cut into
     n_train train, n_query query, the rest database. Returns (lmdb folder, list file)."""

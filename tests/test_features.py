@@ -15,14 +15,8 @@ import datagen
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    import caffe
     root = str(tmp_path_factory.mktemp("feat"))
-    deploy = os.path.join(root, "smallnet", "deploy.prototxt")
-    os.makedirs(os.path.dirname(deploy))
-    open(deploy, "w").write(datagen.SMALL_DEPLOY)
-    caffe.set_mode_cpu()
-    model = os.path.join(root, "smallnet.caffemodel")
-    caffe.Net(deploy, caffe.TEST).save(model)
+    deploy, model = datagen.small_backbone(root)
     data, list_file = datagen.converted_demo(root, 360, seed=9, order_seed=1, n_train=240, n_query=40)
     spec = deploy + ":feat"
     out, manifests = features.extract("demo", ("train", "query", "database"), spec, model, mean=(128, 128, 128),

@@ -22,14 +22,8 @@ FP16_ATOL = 2e-3     # float16 storage: relative error ~1e-3 of activations of o
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    import caffe
     root = str(tmp_path_factory.mktemp("stored"))
-    deploy = os.path.join(root, "smallnet", "deploy.prototxt")
-    os.makedirs(os.path.dirname(deploy))
-    open(deploy, "w").write(datagen.SMALL_DEPLOY)
-    caffe.set_mode_cpu()
-    model = os.path.join(root, "smallnet.caffemodel")
-    caffe.Net(deploy, caffe.TEST).save(model)
+    deploy, model = datagen.small_backbone(root)
     data, _ = datagen.converted_demo(root, 360, seed=9, order_seed=1, n_train=240, n_query=40)
     spec = deploy + ":feat"
     out, manifests = stored.store("demo", spec, model, "c1", mean=MEAN, scale=SCALE, data_dir=data, progress=False)

@@ -172,11 +172,8 @@ def extract(dataset, splits=("train", "query", "database"), spec=None, weights=N
     return out, done
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--dataset", default="cifar10", choices=sorted(k for k in netgen.DATASETS if k != "demo"))
-    ap.add_argument("--backbone", help="DEPLOY.prototxt:LAYER (default: the dataset's AlexNet, fc7)")
-    ap.add_argument("--weights", help="its caffemodel (default weights/bvlc_alexnet.caffemodel)")
+def add_split_args(ap):
+    """The options dhn.features and dhn.stored share: the input transform, which splits, where, how."""
     ap.add_argument("--mean", type=lambda v: tuple(float(x) for x in v.split(",")), help="B,G,R")
     ap.add_argument("--scale", type=float)
     ap.add_argument("--splits", default="train,query,database")
@@ -184,6 +181,14 @@ def main(argv=None):
     ap.add_argument("--out")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--gpu", type=int)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", default="cifar10", choices=sorted(k for k in netgen.DATASETS if k != "demo"))
+    ap.add_argument("--backbone", help="DEPLOY.prototxt:LAYER (default: the dataset's AlexNet, fc7)")
+    ap.add_argument("--weights", help="its caffemodel (default weights/bvlc_alexnet.caffemodel)")
+    add_split_args(ap)
     args = ap.parse_args(argv)
     try:
         extract(args.dataset, tuple(args.splits.split(",")), args.backbone, args.weights, args.mean, args.scale,

@@ -219,13 +219,7 @@ def main(argv=None):
     ap.add_argument("--cut", required=True, help="the layer whose outputs are stored (e.g. fire9/concat)")
     ap.add_argument("--views", type=int, default=TRAIN_VIEWS, choices=encode.VIEWS,
                     help="views per training image (default %(default)s: centre crop and mirror)")
-    ap.add_argument("--mean", type=lambda v: tuple(float(x) for x in v.split(",")), help="B,G,R")
-    ap.add_argument("--scale", type=float)
-    ap.add_argument("--splits", default="train,query,database")
-    ap.add_argument("--data", dest="data_dir")
-    ap.add_argument("--out")
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--gpu", type=int)
+    features.add_split_args(ap)
     args = ap.parse_args(argv)
     try:
         store(args.dataset, args.backbone, args.weights, args.cut, tuple(args.splits.split(",")), args.views,
