@@ -127,8 +127,14 @@ def test_report_keeps_configurations_apart(tmp_path):
     for seed, m in ((1, 0.40), (2, 0.42), (3, 0.44)):
         write_run(runs, "frozen-s%d" % seed, dataset="cifar10", bits=48, variant="dhn", map=m, R=54000,
                   n_database=54000, seed=seed, **frozen, **{"lambda": 1.0})
+    # the same short run warm-started and its BatchNorm recomputed (dhn.recalibrate): a row of its own
+    write_run(runs, "squeeze-recal", dataset="cifar10", bits=48, variant="dhn", map=0.181, R=5400, n_database=5400,
+              seed=1, **dict(other, init_fch="ab12", bn_recalibration="train split, centre crop"), **{"lambda": 10.0})
     text = report.tables(report.load_runs(str(runs)))
     rows = [line for line in text.splitlines() if line.startswith("| DHN —")]
+    assert ("| DHN — backbone squeezenet_v1.0_dc:pool_final, 150 iterations, warm-started from a fitted head, "
+            "BatchNorm recomputed after training, database database_5400 (5,400 images), lr 0.0001, λ 10 | — | — | — "
+            "| 0.181 |") in rows
     assert "| DHN — lr 2e-05, λ 10 | — | — | — | 0.600 |" in rows
     assert ("| DHN — backbone squeezenet_v1.0_dc:pool_final, 150 iterations, database database_5400 (5,400 images), "
             "lr 0.0001, λ 10 | — | — | — | 0.178 |") in rows

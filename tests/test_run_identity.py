@@ -88,3 +88,13 @@ def test_a_results_json_of_another_database_from_before_is_kept(data, tmp_path):
     first = train.train("demo", 8, "dhn", **kw)                                   # the default database: evaluated
     assert first["n_database"] == 100 and json.load(open(run / "results.json")) == first
     assert json.load(open(run / "results-database_50.json")) == other
+
+
+def test_a_config_from_before_a_key_existed_reads_as_that_keys_old_behaviour(tmp_path):
+    # a whole-net run recorded before bn_recalibration existed ended on its last snapshot: None
+    now = dict(dataset="demo", mean=[128.0] * 3, scale=1.0, similar_weight=1.0, upper=None, views=None,
+               norm_stats="global", feature_norm=True, backbone_dropout=False, mode="fine-tuned", backbone="x:y")
+    (tmp_path / "config.json").write_text(json.dumps({"identity": now}))
+    assert run_folder.check_same_config(str(tmp_path), dict(now, bn_recalibration=None), force_new=False)
+    with pytest.raises(run_folder.TrainError, match="bn_recalibration None -> train split, centre crop"):
+        run_folder.check_same_config(str(tmp_path), dict(now, bn_recalibration=train.BN_RECALIBRATION), force_new=False)

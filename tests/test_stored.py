@@ -1,8 +1,8 @@
 """The stored mode (dhn.stored, make train UPPER=) on generated data with a small foreign backbone
 saved from random init: the cut, the stored views against pycaffe's TEST-phase forward, the data
 layer over them, a stored-mode run that learns, its trained layers put back into the whole net
-(codes from images equal the stored path's), and whole-net fine-tuning that fits that head first
-and keeps its BatchNorm's statistics."""
+(codes from images equal the stored path's), and whole-net fine-tuning that fits that head first,
+keeps its BatchNorm's statistics in training and recomputes them after it (dhn.recalibrate)."""
 import json
 import os
 
@@ -136,7 +136,7 @@ def test_a_stored_run_learns_and_its_whole_net_gives_the_same_codes(setup):
     assert again["map"] == res["map"]
 
 
-def test_whole_net_fine_tuning_fits_the_head_first_and_keeps_its_statistics(setup, monkeypatch):
+def test_whole_net_fine_tuning_fits_the_head_first_keeps_its_statistics_then_recomputes_them(setup, monkeypatch):
     monkeypatch.setenv("DHN_ROOT", setup["root"])      # the fitted head's run folder goes under runs/ there
     run = os.path.join(setup["root"], "whole")
     res = train.train("demo", 16, "dhn", backbone=setup["spec"], weights=setup["model"], mean=MEAN, scale=SCALE,
@@ -152,6 +152,27 @@ def test_whole_net_fine_tuning_fits_the_head_first_and_keeps_its_statistics(setu
     assert bn.batch_norm_param.use_global_stats
     head_map = json.load(open(os.path.join(head, "results.json")))["map"]
     assert res["map"] > 0.8 * head_map      # 20 iterations at lr 1e-4 keep what the head had
+    # its final net: the last snapshot with the BatchNorm's statistics recomputed over the training
+    # images' centre crops (dhn.recalibrate), against numpy's mean and variance (ddof 1, as Caffe stores)
+    import caffe
+    snapshot = os.path.join(run, "snapshots", "dhn_iter_20.caffemodel")
+    assert ident["bn_recalibration"] == train.BN_RECALIBRATION
+    assert run_folder.final_model(run) == run_folder.recalibrated_model(snapshot)
+    assert res["weights"].endswith(".bn.caffemodel")
+    deploy = os.path.join(run, "deploy.prototxt")
+    crop, mean, scale = run_folder.data_transform(os.path.join(run, "train.prototxt"))
+    net = caffe.Net(deploy, caffe.TEST, weights=snapshot)
+    below = net.bottom_names["fch_bn"][0]
+    x = np.concatenate([b.copy() for b in encode.forward_batches(net, os.path.join(setup["data"], "train", "images"),
+                                                                 crop, mean, out_blob=below, scale=scale, progress=False)])
+    x = x.reshape(len(x), x.shape[1], -1).transpose(1, 0, 2).reshape(x.shape[1], -1).astype(np.float64)
+    bn = caffe.Net(deploy, caffe.TEST, weights=run_folder.final_model(run)).params["fch_bn"]
+    np.testing.assert_allclose(bn[0].data, x.mean(1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bn[1].data, x.var(1, ddof=1), rtol=1e-5, atol=1e-6)
+    assert bn[2].data[0] == 1.0
+    z = encode.encode(deploy, run_folder.final_model(run), os.path.join(setup["data"], "query", "images"), crop, mean,
+                      scale=scale, progress=False)
+    np.testing.assert_allclose(z, np.load(os.path.join(run, "codes", "query.npy")), atol=1e-6)   # what it was scored with
 
 
 def test_dhn_b_of_a_stored_run_ranks_its_codes_by_inner_product(setup):

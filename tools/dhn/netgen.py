@@ -56,10 +56,11 @@ HEAD_DEFAULTS = dict(lr=2.5e-3, lambda_={12: 1.0, 24: 0.3, 32: 0.3, 48: 0.1}, al
 PAPER_DEFAULTS = dict(lr=DEFAULT_LR, lambda_=DEFAULT_LAMBDA, alpha_bits=None, similar_weight=1.0)
 # Whole-net fine-tuning of another pretrained net (--backbone without --features): the head's α,
 # pair weights and λ, warm-started from a stored-mode run (its upper layers and head fitted), the
-# whole net at lr 1e-4 (fch 1e-3 through its lr_mult 10): about three times the rate the stored run
-# ends at (1e-3 × 0.5^5, ×10), so the fitted layers move on without being thrown off; not
-# cross-validated (a CPU iteration of the whole net costs seconds; README "Fine-tuning on stored
-# lower-layer outputs" has what was measured).
+# whole net at lr 1e-4 (fch 1e-3 through its lr_mult 10), the head's BatchNorm statistics
+# recomputed after training (dhn.recalibrate). Of 1e-5, 3e-5 and 1e-4 (SqueezeNet, 48 bits, 75
+# iterations, seed 1; README "Fine-tuning on stored lower-layer outputs") 1e-4 lost least before
+# recalibration and was the one above its start after it; not cross-validated further (a CPU
+# iteration of the whole net costs seconds).
 FINETUNE_LR = 1e-4
 # The stored mode (dhn.stored, make train UPPER=): the layers above the cut train on their stored
 # inputs; base lr and the upper layers' lr multiplier (×10: the fch's rate), measured on real

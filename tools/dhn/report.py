@@ -167,6 +167,8 @@ def setting(run, lambdas=None):
         parts.append("%d stored views an image" % run["views"])
     if run.get("init_fch"):
         parts.append("warm-started from a fitted head")
+    if run.get("bn_recalibration"):
+        parts.append("BatchNorm recomputed after training")
     if run.get("batch", 64) != 64:
         parts.append("batch %d" % run["batch"])
     full = FULL_DATABASE.get(run["dataset"])

@@ -147,17 +147,26 @@ def image_net(run_dir, batch=1):
     return deploy, model, bb["crop"], tuple(bb["mean"]), bb["scale"]
 
 
+def recalibrated_model(snapshot):
+    """Where a snapshot's copy with the head's BatchNorm recomputed lives (dhn.recalibrate): beside it."""
+    return os.path.splitext(snapshot)[0] + ".bn.caffemodel"
+
+
 def final_model(run_or_model):
-    """A run folder's final caffemodel (from its config), or the caffemodel given; TrainError if absent."""
+    """A run folder's final caffemodel (from its config: the last snapshot, or its BatchNorm-recalibrated
+    copy where the run recalibrates), or the caffemodel given; TrainError if absent."""
     path = run_or_model
     if os.path.isdir(run_or_model):
         try:
             with open(os.path.join(run_or_model, "config.json")) as fh:
-                it = json.load(fh)["identity"]["max_iter"]
+                ident = json.load(fh)["identity"]
+            it = ident["max_iter"]
         except (OSError, ValueError, KeyError):
             raise TrainError("%s: not a finished run folder (no config.json): give a run folder or a caffemodel"
                              % run_or_model) from None
         path = os.path.join(run_or_model, "snapshots", "dhn_iter_%d.caffemodel" % it)
+        if ident.get("bn_recalibration"):     # its last snapshot with the BatchNorm recomputed (dhn.recalibrate)
+            path = recalibrated_model(path)
     if not os.path.isfile(path):
         raise TrainError("%s: no trained model there: train that run first (make train ... FEATURES=1)" % path)
     return path
@@ -253,7 +262,7 @@ def project_commit():
 IDENTITY = ("dataset", "bits", "variant", "mode", "backbone", "weights_sha256", "features", "lr", "lambda",
             "alpha", "max_iter", "lr_policy", "gamma", "stepsize", "batch", "seed", "shuffle", "train_split",
             "backbone_lr_mult", "init_fch", "feature_norm", "similar_weight", "mean", "scale", "upper", "views",
-            "norm_stats", "backbone_dropout")
+            "norm_stats", "backbone_dropout", "bn_recalibration")
 
 
 def check_same_config(run_dir, identity, force_new):
@@ -284,6 +293,8 @@ def check_same_config(run_dir, identity, force_new):
     if old is not None and "backbone_dropout" not in old:   # before: a foreign backbone trained with its dropout
         foreign = old.get("mode") != "frozen features" and ":" in str(old.get("backbone"))
         old = dict(old, backbone_dropout=True if foreign else None)
+    if old is not None and "bn_recalibration" not in old:   # before: a run's final net was its last snapshot
+        old = dict(old, bn_recalibration=None)
     if old == identity:
         return True
     if force_new:

@@ -25,7 +25,7 @@ import threading
 from dataclasses import replace
 from typing import NamedTuple
 
-from . import evaluate, netgen, run_folder, split_folder, stored
+from . import evaluate, netgen, recalibrate, run_folder, split_folder, stored
 from .atomic import write_atomic
 from .datasets import DatasetError, file_digest
 from .features import FeatureError, backbone_of, features_dir
@@ -90,6 +90,28 @@ def norm_stats(s):
     if not s.feature_norm:
         return None
     return "global" if s.init_fch else "batch"
+
+
+BN_RECALIBRATION = "train split, centre crop"   # what dhn.recalibrate recomputes the statistics over
+
+
+def recalibrated(run_dir, snapshot, data_dir, s):
+    """The run's final net: ``snapshot`` with its head BatchNorm's statistics recomputed over the
+    training images (dhn.recalibrate), made once (kept beside the snapshot)."""
+    out = run_folder.recalibrated_model(snapshot)
+    if os.path.exists(out):
+        return out
+    crop, mean, scale = run_folder.data_transform(os.path.join(run_dir, "train.prototxt"))
+    try:
+        _, change = recalibrate.recalibrate(os.path.join(run_dir, "deploy.prototxt"), snapshot,
+                                            os.path.join(data_dir, "train", "images"), crop, mean, out,
+                                            scale=scale, gpu=s.gpu, progress=not s.quiet)
+    except (ValueError, DatasetError) as e:
+        raise TrainError(str(e)) from None
+    if not s.quiet:
+        print("dhn.train: BatchNorm statistics recomputed over the training images (means moved %.2f s.d., "
+              "variance ×%.2f, medians)" % (change["shift"], change["var_ratio"]), file=sys.stderr)
+    return out
 
 
 def train_time_limit():
@@ -333,6 +355,8 @@ def run(settings):
                     similar_weight=s.similar_weight, upper=upper, norm_stats=norm_stats(s),
                     # a foreign backbone's Dropout layers train only without the BatchNorm (netgen.without_dropout)
                     backbone_dropout=(not s.feature_norm) if bb and "layers" in bb else None,
+                    # the fitted head's BatchNorm kept in training goes stale as the net below moves
+                    bn_recalibration=BN_RECALIBRATION if norm_stats(s) == "global" and not (features or upper) else None,
                     views=split_folder.check_split(os.path.join(data_dir, "train"))["blobs"]["views"] if upper else None,
                     mean=[float(v) for v in transform["mean"]], scale=float(transform["scale"]),
                     **{"lambda": s.lambda_})
@@ -373,6 +397,8 @@ def run(settings):
             run_caffe_train(run_dir, os.path.join(run_dir, "solver.prototxt"), sol.max_iter,
                             weights=None if features else weights, snapshot=state, gpu=s.gpu, quiet=s.quiet)
         plot_loss(os.path.join(run_dir, "train.log"), os.path.join(run_dir, "loss.png"))
+        if identity["bn_recalibration"]:
+            final = recalibrated(run_dir, final, data_dir, s)
         meta = dict(identity, lambda_=identity["lambda"], query=query, database=database,
                     caffe=config["caffe"], commit=config["commit"], run=os.path.basename(os.path.abspath(run_dir)))
         return evaluate.evaluate_run(run_dir, dataset, bits, variant, final, data_dir, gpu=s.gpu, query=query,
