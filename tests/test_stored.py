@@ -12,7 +12,7 @@ import pytest
 from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 
-from dhn import convert, demo, encode, evaluate, netgen, run_folder, split_folder, stored, train
+from dhn import convert, demo, encode, evaluate, netgen, recalibrate, run_folder, split_folder, stored, train
 from dhn.datasets import DatasetError, file_digest
 import datagen
 
@@ -165,11 +165,15 @@ def test_whole_net_fine_tuning_fits_the_head_first_keeps_its_statistics_then_rec
     below = net.bottom_names["fch_bn"][0]
     x = np.concatenate([b.copy() for b in encode.forward_batches(net, os.path.join(setup["data"], "train", "images"),
                                                                  crop, mean, out_blob=below, scale=scale, progress=False)])
-    x = x.reshape(len(x), x.shape[1], -1).transpose(1, 0, 2).reshape(x.shape[1], -1).astype(np.float64)
+    per_channel = lambda a: a.reshape(len(a), a.shape[1], -1).transpose(1, 0, 2).reshape(a.shape[1], -1).astype(np.float64)
     bn = caffe.Net(deploy, caffe.TEST, weights=run_folder.final_model(run)).params["fch_bn"]
-    np.testing.assert_allclose(bn[0].data, x.mean(1), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(bn[1].data, x.var(1, ddof=1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bn[0].data, per_channel(x).mean(1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bn[1].data, per_channel(x).var(1, ddof=1), rtol=1e-5, atol=1e-6)
     assert bn[2].data[0] == 1.0
+    m, v = recalibrate.statistics(net, os.path.join(setup["data"], "train", "images"), crop, mean, scale, progress=False,
+                                  limit=70)     # the first 70 images: a batch (64) and part of the next
+    np.testing.assert_allclose(m, per_channel(x[:70]).mean(1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(v, per_channel(x[:70]).var(1, ddof=1), rtol=1e-5, atol=1e-6)
     z = encode.encode(deploy, run_folder.final_model(run), os.path.join(setup["data"], "query", "images"), crop, mean,
                       scale=scale, progress=False)
     np.testing.assert_allclose(z, np.load(os.path.join(run, "codes", "query.npy")), atol=1e-6)   # what it was scored with

@@ -20,18 +20,24 @@ from .atomic import write_atomic
 HEAD_BN = "fch_bn"     # netgen.hash_head's BatchNorm before fch
 
 
-def statistics(net, images_lmdb, crop, mean, scale=1.0, bn=HEAD_BN, progress=True):
+def statistics(net, images_lmdb, crop, mean, scale=1.0, bn=HEAD_BN, progress=True, limit=None):
     """(mean, unbiased variance) per channel of ``bn``'s input over every image of images_lmdb
-    (centre crop, TEST phase), over images and spatial positions as Caffe's BatchNorm averages."""
+    (centre crop, TEST phase; ``limit``: its first images only), over images and spatial
+    positions as Caffe's BatchNorm averages."""
     bottom = net.bottom_names[bn][0]
-    count, total, squares = 0, 0.0, 0.0
+    count, total, squares, images = 0, 0.0, 0.0, 0
     for block in encode.forward_batches(net, images_lmdb, crop, mean, out_blob=bottom, scale=scale,
                                         progress=progress):
+        if limit is not None:
+            block = block[:limit - images]
+            images += len(block)
         x = block.astype(np.float64)
         x = x.reshape(x.shape[0], x.shape[1], -1).transpose(1, 0, 2).reshape(x.shape[1], -1)   # C × (N·H·W)
         count += x.shape[1]
         total = total + x.sum(1)
         squares = squares + (x * x).sum(1)
+        if limit is not None and images >= limit:
+            break
     if count < 2:
         raise ValueError("%s: BatchNorm statistics need at least 2 values a channel, got %d" % (images_lmdb, count))
     m = total / count

@@ -31,23 +31,16 @@ def query_map(net):
 def recal(run, model, n):
     import caffe
     net = caffe.Net(os.path.join(run, "deploy.prototxt"), os.path.join(run, model), caffe.TEST)
-    feats = []
-    for b in encode.forward_batches(net, LMDB + "/train/images", CROP, MEAN, out_blob="pool_final", batch_size=50,
-                                    progress=False):
-        feats.append(b.reshape(len(b), -1).copy())
-        if sum(len(f) for f in feats) >= n:
-            break
-    f = np.concatenate(feats)[:n]
-    m, v = f.mean(0), f.var(0)
+    m, v = recalibrate.statistics(net, LMDB + "/train/images", CROP, MEAN, progress=False, limit=n)
     bn = net.params[recalibrate.HEAD_BN]
     s = bn[2].data[0]
     om, ov = bn[0].data / s, bn[1].data / s
     shift = np.abs(m - om) / np.sqrt(ov + 1e-5)
     print("n %d  mean shift / old sd: median %.2f  90%% %.2f ; var ratio new/old median %.2f"
-          % (len(f), np.median(shift), np.quantile(shift, .9), np.median(v / ov)))
+          % (n, np.median(shift), np.quantile(shift, .9), np.median(v / ov)))
     print("old query-vs-query MAP %.4f" % query_map(net))
     bn[0].data[...] = m
-    bn[1].data[...] = v * len(f) / (len(f) - 1)
+    bn[1].data[...] = v
     bn[2].data[...] = 1
     print("recalibrated query-vs-query MAP %.4f" % query_map(net))
 
