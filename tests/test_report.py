@@ -142,6 +142,17 @@ def test_report_keeps_configurations_apart(tmp_path):
             "0.420 ± 0.020 (3) |") in rows
 
 
+def test_a_key_recorded_as_none_shares_a_cell_with_runs_from_before_it_existed(tmp_path):
+    # seed 1 ran before bn_recalibration was recorded, seed 2 after (None: not recalibrated)
+    runs = tmp_path / "runs"
+    for seed, m, extra in ((1, 0.40, {}), (2, 0.42, {"bn_recalibration": None})):
+        write_run(runs, "frozen-s%d" % seed, dataset="cifar10", bits=48, variant="dhn", map=m, R=54000,
+                  n_database=54000, seed=seed, **FROZEN, **extra, **{"lambda": 1.0})
+    rows = [line for line in report.tables(report.load_runs(str(runs))).splitlines() if line.startswith("| DHN —")]
+    assert rows[1:] == ["| DHN — backbone squeezenet_v1.0_dc:pool_final, frozen features, lr 2e-05, λ 1 | — | — | — | "
+                        "0.410 ± 0.014 (2) |"]      # rows[0]: the paper's
+
+
 def test_seeds_written_by_evaluation_share_a_cell(tmp_path, codes):
     # results.json as evaluation writes it (per-query APs and all): only the seed tells the two
     # runs apart, so they share one cell; a new per-run result key would split them

@@ -187,12 +187,15 @@ GROUP_IGNORES = RESULT_KEYS + ("seed", "run", "weights", "commit", "caffe", "bit
 
 def config_key(run):
     """What must be equal for two runs to share a cell: everything recorded but the seed, the
-    results and where/with which commit it ran. A run without a recorded configuration is its own."""
+    results and where/with which commit it ran; a key recorded as None is one a run from before
+    that key existed lacks (run_folder.check_same_config reads such runs the same way). A run
+    without a recorded configuration is its own."""
     if setting(run) is None:
         return ("unrecorded", run["run"])
     per = _alpha_per_bits(run)
     run = dict(run, alpha="%d/K" % per) if per else run     # 10/K at every length is one configuration
-    return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in run.items() if k not in GROUP_IGNORES))
+    return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in run.items()
+                        if k not in GROUP_IGNORES and v is not None))
 
 
 def _cell(maps):
