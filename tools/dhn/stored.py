@@ -35,11 +35,14 @@ import time
 
 import numpy as np
 
-from . import convert, encode, features, netgen, split_folder
+from . import convert, cv_net, encode, features, netgen, split_folder
 from .datasets import DatasetError, file_digest
 
 BLOBS = "blobs.npy"
 TRAIN_VIEWS = 2
+# The lower part never trains: on a CPU OpenCV's DNN module forwards it (dhn.cv_net), equal to
+# Caffe's outputs within float32 rounding; a GPU run and --engine caffe use Caffe.
+ENGINE = "opencv"
 
 
 def split_backbone(bb, cut):
@@ -110,7 +113,8 @@ def read_blobs(split_dir):
     return blobs, manifest
 
 
-def store_split(split_dir, out_dir, lower, weights, views=1, batch=64, gpu=None, progress=True, key=None):
+def store_split(split_dir, out_dir, lower, weights, views=1, batch=64, gpu=None, progress=True, key=None,
+                engine=ENGINE):
     """Write out_dir (see module doc) from the converted split in split_dir; returns its manifest."""
     src = split_folder.check_split(split_dir)
     done = convert.finished_split(out_dir, key) if key is not None else None
@@ -119,7 +123,7 @@ def store_split(split_dir, out_dir, lower, weights, views=1, batch=64, gpu=None,
 
     def fill(tmp):
         deploy, blob = features.write_backbone_net(lower, tmp, batch)
-        net = encode._load_net(deploy, weights, lower["crop"], blob, gpu)
+        net = cv_net.forward_net(deploy, weights, lower["crop"], blob, gpu, engine)
         os.remove(deploy)
         out, row, t0 = None, 0, time.perf_counter()
         for block in encode.forward_batches(net, os.path.join(split_dir, "images"), lower["crop"], lower["mean"],
@@ -143,6 +147,7 @@ def store_split(split_dir, out_dir, lower, weights, views=1, batch=64, gpu=None,
                     databases=["labels"], blobs=dict(file=BLOBS, shape=shape, dtype="float16", views=views, blob=blob),
                     label_counts=src["label_counts"],
                     source_split=os.path.abspath(split_dir), seconds=round(seconds, 1),
+                    engine="caffe" if gpu is not None else engine,
                     images_per_s=round(src["count"] / max(seconds, 1e-9), 1),
                     created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), key=key, complete=True)
 
@@ -152,7 +157,7 @@ def store_split(split_dir, out_dir, lower, weights, views=1, batch=64, gpu=None,
 
 
 def store(dataset, spec, weights, cut, splits=("train", "query", "database"), views=TRAIN_VIEWS, mean=None,
-          scale=None, data_dir=None, out=None, batch=64, gpu=None, progress=True):
+          scale=None, data_dir=None, out=None, batch=64, gpu=None, progress=True, engine=ENGINE):
     """Store the lower part's outputs of each split (the training split with ``views`` views, the
     others with the centre crop); returns (stored folder, {split: manifest}). Skips finished splits."""
     bb, weights, _ = features.backbone_of(dataset, spec, mean, scale, weights)
@@ -177,7 +182,8 @@ def store(dataset, spec, weights, cut, splits=("train", "query", "database"), vi
         key = json.loads(json.dumps(dict(backbone=backbone, views=v,
                                          source_key=split_folder.check_split(split_dir).get("key"))))
         fresh = convert.finished_split(os.path.join(out, split), key) is None
-        m = store_split(split_dir, os.path.join(out, split), lower, weights, v, batch, gpu, progress, key=key)
+        m = store_split(split_dir, os.path.join(out, split), lower, weights, v, batch, gpu, progress, key=key,
+                        engine=engine)
         done[split] = m
         print("dhn.stored: %s/%s: %d images × %d views of %s %s, %.2f GB (%.1f img/s) -> %s%s"
               % (dataset, split, m["count"], v, cut, "×".join(map(str, m["blobs"]["shape"])),
@@ -219,11 +225,13 @@ def main(argv=None):
     ap.add_argument("--cut", required=True, help="the layer whose outputs are stored (e.g. fire9/concat)")
     ap.add_argument("--views", type=int, default=TRAIN_VIEWS, choices=encode.VIEWS,
                     help="views per training image (default %(default)s: centre crop and mirror)")
+    ap.add_argument("--engine", choices=cv_net.ENGINES, default=ENGINE,
+                    help="what forwards the lower part on a CPU (default %(default)s; a GPU run uses Caffe)")
     features.add_split_args(ap)
     args = ap.parse_args(argv)
     try:
         store(args.dataset, args.backbone, args.weights, args.cut, tuple(args.splits.split(",")), args.views,
-              args.mean, args.scale, args.data_dir, args.out, args.batch, args.gpu)
+              args.mean, args.scale, args.data_dir, args.out, args.batch, args.gpu, engine=args.engine)
     except (features.FeatureError, DatasetError, ValueError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
