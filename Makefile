@@ -71,8 +71,10 @@ table-cpu:
 	$(ENV) python -m dhn.table --dataset $(DATASET) $(MODEL_ARGS) $(if $(ITERS),--iters $(ITERS)) $(if $(filter 1,$(SWEEP)),--sweep) \
 	  $(if $(UPPER),--upper $(UPPER)) $(if $(BITS_LIST),--bits $(BITS_LIST)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(VARIANTS),--variants $(VARIANTS))
 
+# MODEL=alexnet (default) or squeezenet (fetched and decoded); MIRROR=DIR_OR_URL: a folder or URL holding
+# the source's files under their own names (a copy obtained elsewhere); OUT=: the caffemodel written
 weights:
-	$(ENV) python -m dhn.weights
+	$(ENV) python -m dhn.weights $(if $(MODEL),--model $(MODEL)) $(if $(MIRROR),--mirror $(MIRROR)) $(if $(OUT),--out $(OUT))
 
 report:
 	$(ENV) python -m dhn.report
