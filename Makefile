@@ -46,8 +46,12 @@ test:
 demo:
 	$(ENV) python -m dhn.demo
 
+# DATASET=cifar10 [SOURCE=tarball or folder] [DOWNLOAD=1]; DATASET=nuswide21 or flickr25k IMAGES=folder LIST=file
+# [UNLABELED=drop|keep]; any: OUT= (default data/<dataset>/lmdb), SPLITS= (a folder of <split>.txt), WORKERS=
 data:
-	$(ENV) python -m dhn.convert $(DATASET) $(if $(SOURCE),--source $(SOURCE)) $(if $(WORKERS),--workers $(WORKERS))
+	$(ENV) python -m dhn.convert $(DATASET) $(if $(SOURCE),--source $(SOURCE)) $(if $(filter 1,$(DOWNLOAD)),--download) \
+	  $(if $(IMAGES),--images $(IMAGES)) $(if $(LIST),--list $(LIST)) $(if $(UNLABELED),--unlabeled $(UNLABELED)) \
+	  $(if $(OUT),--out $(OUT)) $(if $(SPLITS),--splits $(SPLITS)) $(if $(WORKERS),--workers $(WORKERS))
 
 train:
 	$(ENV) python -m dhn.train --dataset $(DATASET) --bits $(BITS) --variant $(VARIANT) $(TRAIN_ARGS) $(MODEL_ARGS) $(RUN_ARGS)
