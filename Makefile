@@ -18,7 +18,8 @@ TRAIN_ARGS = $(if $(LR),--lr $(LR)) $(if $(LAMBDA),--lambda $(LAMBDA)) $(if $(IT
              $(if $(UPPER),--upper $(UPPER)) $(if $(VIEWS),--views $(VIEWS)) $(if $(BACKBONE_LR_MULT),--backbone-lr-mult $(BACKBONE_LR_MULT)) \
              $(if $(INIT_FCH),--init-fch $(INIT_FCH))
 MODEL_ARGS = $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(BACKBONE),--backbone $(BACKBONE)) $(if $(MEAN),--mean $(MEAN)) $(if $(SCALE),--scale $(SCALE))
-RUN_ARGS = $(if $(RUN),--run $(RUN)) $(if $(filter 1,$(FORCE_NEW)),--force-new) $(if $(DATABASE),--database $(DATABASE))
+RUN_ARGS = $(if $(RUN),--run $(RUN)) $(if $(filter 1,$(FORCE_NEW)),--force-new) $(if $(filter 1,$(FORCE)),--force) \
+           $(if $(DATABASE),--database $(DATABASE))
 
 .PHONY: setup system-deps venv caffe test demo train sweep features search gallery table-cpu weights data report bench prototxt gpu-bundle clean-caffe
 
@@ -43,8 +44,9 @@ caffe: venv
 test:
 	$(ENV) python -m pytest -q tests
 
+# FORCE=1: retrain a demo run from scratch
 demo:
-	$(ENV) python -m dhn.demo
+	$(ENV) python -m dhn.demo $(if $(filter 1,$(FORCE)),--force)
 
 # DATASET=cifar10 [SOURCE=tarball or folder] [DOWNLOAD=1]; DATASET=nuswide21 or flickr25k IMAGES=folder LIST=file
 # [UNLABELED=drop|keep]; any: OUT= (default data/<dataset>/lmdb), SPLITS= (a folder of <split>.txt), WORKERS=
