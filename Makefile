@@ -18,7 +18,8 @@ TRAIN_ARGS = $(if $(LR),--lr $(LR)) $(if $(LAMBDA),--lambda $(LAMBDA)) $(if $(IT
              $(if $(UPPER),--upper $(UPPER)) $(if $(VIEWS),--views $(VIEWS)) $(if $(BACKBONE_LR_MULT),--backbone-lr-mult $(BACKBONE_LR_MULT)) \
              $(if $(INIT_FCH),--init-fch $(INIT_FCH))
 MODEL_ARGS = $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(BACKBONE),--backbone $(BACKBONE)) $(if $(MEAN),--mean $(MEAN)) $(if $(SCALE),--scale $(SCALE))
-RUN_ARGS = $(if $(RUN),--run $(RUN)) $(if $(filter 1,$(FORCE_NEW)),--force-new) $(if $(DATABASE),--database $(DATABASE))
+RUN_ARGS = $(if $(RUN),--run $(RUN)) $(if $(filter 1,$(FORCE_NEW)),--force-new) $(if $(filter 1,$(FORCE)),--force) \
+           $(if $(DATABASE),--database $(DATABASE))
 
 .PHONY: setup system-deps venv caffe test demo train sweep features search gallery table-cpu weights data report bench prototxt gpu-bundle clean-caffe
 
@@ -43,11 +44,16 @@ caffe: venv
 test:
 	$(ENV) python -m pytest -q tests
 
+# FORCE=1: retrain a demo run from scratch
 demo:
-	$(ENV) python -m dhn.demo
+	$(ENV) python -m dhn.demo $(if $(filter 1,$(FORCE)),--force)
 
+# DATASET=cifar10 [SOURCE=tarball or folder] [DOWNLOAD=1]; DATASET=nuswide21 or flickr25k IMAGES=folder LIST=file
+# [UNLABELED=drop|keep]; any: OUT= (default data/<dataset>/lmdb), SPLITS= (a folder of <split>.txt), WORKERS=
 data:
-	$(ENV) python -m dhn.convert $(DATASET) $(if $(SOURCE),--source $(SOURCE)) $(if $(WORKERS),--workers $(WORKERS))
+	$(ENV) python -m dhn.convert $(DATASET) $(if $(SOURCE),--source $(SOURCE)) $(if $(filter 1,$(DOWNLOAD)),--download) \
+	  $(if $(IMAGES),--images $(IMAGES)) $(if $(LIST),--list $(LIST)) $(if $(UNLABELED),--unlabeled $(UNLABELED)) \
+	  $(if $(OUT),--out $(OUT)) $(if $(SPLITS),--splits $(SPLITS)) $(if $(WORKERS),--workers $(WORKERS))
 
 train:
 	$(ENV) python -m dhn.train --dataset $(DATASET) --bits $(BITS) --variant $(VARIANT) $(TRAIN_ARGS) $(MODEL_ARGS) $(RUN_ARGS)
@@ -71,8 +77,10 @@ table-cpu:
 	$(ENV) python -m dhn.table --dataset $(DATASET) $(MODEL_ARGS) $(if $(ITERS),--iters $(ITERS)) $(if $(filter 1,$(SWEEP)),--sweep) \
 	  $(if $(UPPER),--upper $(UPPER)) $(if $(BITS_LIST),--bits $(BITS_LIST)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(VARIANTS),--variants $(VARIANTS))
 
+# MODEL=alexnet (default) or squeezenet (fetched and decoded); MIRROR=DIR_OR_URL: a folder or URL holding
+# the source's files under their own names (a copy obtained elsewhere); OUT=: the caffemodel written
 weights:
-	$(ENV) python -m dhn.weights
+	$(ENV) python -m dhn.weights $(if $(MODEL),--model $(MODEL)) $(if $(MIRROR),--mirror $(MIRROR)) $(if $(OUT),--out $(OUT))
 
 report:
 	$(ENV) python -m dhn.report

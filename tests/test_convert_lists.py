@@ -2,6 +2,7 @@
 read back through Caffe's Data layer pixel- and label-exact."""
 import json
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -90,3 +91,26 @@ def test_unlabeled_rules_drop_and_keep(tmp_path):
     m = json.load(open(os.path.join(dirs["database"], "manifest.json")))
     assert m["count"] == 6 and m["unlabeled"] == 1
     check_exact(dirs["database"], images, labels, 32)
+
+
+@pytest.mark.parametrize("dataset, num_labels", [("nuswide21", 21), ("flickr25k", 38)])
+def test_make_data_converts_a_list_through_make(tmp_path, dataset, num_labels):
+    """`make data DATASET=<d> IMAGES=... LIST=... SPLITS=... OUT=...`, run as a user runs it: the
+    image folder and list reach dhn.convert, the images are stored pixel- and label-exact; an image
+    with no label is left out with UNLABELED=drop."""
+    labels = datagen.random_multihot(12, num_labels, seed=num_labels)
+    labels[5] = 0
+    list_file, root, images = datagen.write_image_list(str(tmp_path / "src"), labels, sizes=((30, 40), (48, 48)))
+    split = {"train": [0, 2, 4, 6], "query": [1, 3], "database": [5, 7, 8, 9, 10, 11]}
+    write_split_files(split, str(tmp_path / "splits"))
+    out = tmp_path / "lmdb"
+    cmd = ["make", "-s", "data", "DATASET=" + dataset, "IMAGES=" + root, "LIST=" + list_file,
+           "SPLITS=" + str(tmp_path / "splits"), "OUT=" + str(out), "UNLABELED=drop", "WORKERS=1"]
+    r = subprocess.run(cmd, cwd=os.environ["DHN_ROOT"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(out)) == ["database", "query", "train"]
+    for name, idx in split.items():
+        records = check_exact(str(out / name), images, labels, 256)
+        assert sorted(records) == [i for i in idx if i != 5]
+        m = json.load(open(out / name / "manifest.json"))
+        assert m["num_labels"] == num_labels and m["options"]["dropped_unlabeled"] == 1

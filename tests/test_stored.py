@@ -12,7 +12,8 @@ import pytest
 from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 
-from dhn import convert, demo, encode, evaluate, netgen, recalibrate, run_folder, split_folder, stored, train
+from dhn import (convert, demo, encode, evaluate, netgen, recalibrate, run_folder, split_folder, stored, sweep,
+                 train)
 from dhn.datasets import DatasetError, file_digest
 import datagen
 
@@ -177,6 +178,32 @@ def test_whole_net_fine_tuning_fits_the_head_first_keeps_its_statistics_then_rec
     z = encode.encode(deploy, run_folder.final_model(run), os.path.join(setup["data"], "query", "images"), crop, mean,
                       scale=scale, progress=False)
     np.testing.assert_allclose(z, np.load(os.path.join(run, "codes", "query.npy")), atol=1e-6)   # what it was scored with
+
+
+def test_a_whole_net_sweep_fits_its_head_on_the_fit_part_or_takes_init_fch(setup, tmp_path, monkeypatch):
+    """make sweep BACKBONE=...: every grid point fine-tunes from one head fitted on the sweep's fit
+    part, in the sweep's folder (the stored run under runs/ has seen the validation images and is
+    not touched); INIT_FCH=none (--init-fch) starts them from a random fch instead."""
+    monkeypatch.setenv("DHN_ROOT", str(tmp_path))
+    args = dict(lrs=(1e-4,), lambdas=(1.0,), iters=8, backbone=setup["spec"], weights=setup["model"], mean=MEAN,
+                scale=SCALE, data_dir=setup["data"], quiet=True)
+    out = str(tmp_path / "sweep")
+    sweep.sweep("demo", 16, out=out, **args)
+    head = os.path.join(out, "head")
+    head_config = json.load(open(os.path.join(head, "config.json")))
+    assert head_config["identity"]["mode"] == "fine-tuned above stored c1"
+    fit = split_folder.check_split(os.path.join(setup["data"], "sweep", "train"))["count"]
+    assert split_folder.check_split(os.path.join(head_config["data_dir"], "train"))["count"] == fit < 240
+    point = json.load(open(os.path.join(out, "lr0.0001-lambda1", "config.json")))["identity"]
+    assert point["init_fch"] == file_digest(run_folder.final_model(head), "sha256")
+    assert json.load(open(os.path.join(out, "grid.json")))["init_fch"] == head
+    assert not os.path.exists(tmp_path / "runs")
+    assert sweep.main(["--dataset", "demo", "--bits", "16", "--lrs", "1e-4", "--lambdas", "1", "--iters", "8",
+                       "--backbone", setup["spec"], "--weights", setup["model"], "--mean", "128,128,128",
+                       "--scale", str(SCALE), "--data", setup["data"], "--init-fch", "none"]) == 0
+    cold = tmp_path / "runs" / "sweep-demo-16-smallnet"
+    assert json.load(open(cold / "lr0.0001-lambda1" / "config.json"))["identity"]["init_fch"] is None
+    assert sorted(os.listdir(tmp_path / "runs")) == ["sweep-demo-16-smallnet"] and not (cold / "head").exists()
 
 
 def test_dhn_b_of_a_stored_run_ranks_its_codes_by_inner_product(setup):

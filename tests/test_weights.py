@@ -40,3 +40,17 @@ def test_unreachable_url_says_where_to_put_the_file(tmp_path):
     with pytest.raises(weights.WeightsError, match="put it at .*bvlc_alexnet.caffemodel"):
         weights.fetch(str(out), (tmp_path / "missing").as_uri(), weights.ALEXNET_SHA1, quiet=True)
     assert not out.exists() and not (tmp_path / "bvlc_alexnet.caffemodel.part").exists()
+
+
+def test_a_mirror_is_read_under_the_source_file_name(tmp_path, capsys):
+    """--mirror DIR_OR_URL (make: MIRROR=): AlexNet is looked for as bvlc_alexnet.caffemodel there."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "bvlc_alexnet.caffemodel").write_bytes(b"a copy that is not AlexNet")
+    out = tmp_path / "w" / "bvlc_alexnet.caffemodel"
+    assert weights.main(["--mirror", str(mirror), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]      # after the download's progress bar
+    assert err == "error: %s: downloaded file's sha1 does not match %s; nothing kept, try again" % (
+        (mirror / "bvlc_alexnet.caffemodel").as_uri(), weights.ALEXNET_SHA1)
+    assert not out.exists() and not (tmp_path / "w" / "bvlc_alexnet.caffemodel.part").exists()
+    assert weights.url_of(weights.ALEXNET, "http://127.0.0.1:8000/m/") == "http://127.0.0.1:8000/m/bvlc_alexnet.caffemodel"

@@ -411,7 +411,8 @@ def convert_cifar10(source=None, out_dir=None, download=False, split_indices=Non
         if source is None:
             if not download:
                 raise DatasetError("%s: no cifar-10-python.tar.gz or cifar-10-batches-py/ there: put the "
-                                   "tarball from %s there, pass --source PATH, or pass --download"
+                                   "tarball from %s there, pass --source PATH (make: SOURCE=PATH), or pass "
+                                   "--download (make: DOWNLOAD=1)"
                                    % (download_dir, url))
             source = download_cifar10(download_dir, url, expected_md5)
     data = load_cifar10(source, expected_md5, per_class=folder_counts, progress=progress)
@@ -459,7 +460,7 @@ def convert_list(list_file, image_root, out_dir, split_indices=None, num_labels=
     if unlabeled == "error" and not labelled.all():
         i = int(np.flatnonzero(~labelled)[0])
         raise DatasetError("%s: %s has no label (all %d are 0): remove the line, or choose a rule: "
-                           "--unlabeled drop (leave such images out) or keep"
+                           "--unlabeled drop (leave such images out) or keep (make: UNLABELED=drop or keep)"
                            % (lst.where(i), lst.paths[i], num_labels))
     eligible = labelled if unlabeled == "drop" else None
     if split_indices is None:

@@ -12,7 +12,9 @@ iterations instead of 3,000 gave +0.036 against the training images and −0.010
 ones; README "What held the head back"). Each grid point is
 a run folder runs/sweep-<dataset>-<bits>/lr<lr>-lambda<λ>/ (resumable like any run); the grid
 goes to grid.csv / grid.json and a heat map grid.png, and the choice (highest validation MAP,
-ties to the smaller lr, then smaller λ) is printed and stored in grid.json.
+ties to the smaller lr, then smaller λ) is printed and stored in grid.json. Whole-net fine-tuning
+of a --backbone starts every grid point from one head fitted on the fit part (train.fit_head,
+kept in <out>/head/), or from --init-fch as dhn.train takes it ('none': a random fch).
 """
 import argparse
 import csv
@@ -98,6 +100,11 @@ def run(settings, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, val_fraction=0.2, out=No
     out = out or os.path.join(root, "runs", "sweep-%s-%d%s" % (dataset, bits, tag))
     sweep_data = os.path.join(data_dir, "sweep")
     carve_validation(os.path.join(data_dir, "train"), sweep_data, val_fraction, progress=not s.quiet)
+    if s.init_fch is None and train.whole_foreign_net(s):
+        # every grid point starts from one fitted head, fitted on the fit part in the sweep's own
+        # folder: the stored run under runs/ has trained on the validation images
+        s = replace(s, init_fch=train.fit_head(replace(s, weights=weights, data_dir=sweep_data, query="val",
+                                                       database="val_database"), run_dir=os.path.join(out, "head")))
     alpha, similar_weight = s.alpha, s.similar_weight
     rows = []
     for lr in lrs:
@@ -129,7 +136,7 @@ def run(settings, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, val_fraction=0.2, out=No
     write_atomic(os.path.join(out, "grid.json"), json.dumps(
         {"dataset": dataset, "bits": bits, "iters": s.iters, "val_fraction": val_fraction, "alpha": alpha,
          "similar_weight": similar_weight,
-         "feature_norm": s.feature_norm,
+         "feature_norm": s.feature_norm, "init_fch": s.init_fch,
          "mode": "frozen features" if s.features else "fine-tuned", "backbone": s.backbone or netgen.DATASETS[dataset]["backbone"],
          "grid": rows, "choice": best}, indent=1))
     plot_grid(rows, list(lrs), list(lambdas), os.path.join(out, "grid.png"))
@@ -161,6 +168,9 @@ def main(argv=None):
     ap.add_argument("--no-feature-norm", dest="feature_norm", action="store_false")
     ap.add_argument("--seed", type=int, default=netgen.SEED, help="the runs' solver/data seed (as dhn.train)")
     ap.add_argument("--backbone-lr-mult", type=float, help="as dhn.train")
+    ap.add_argument("--init-fch", help="as dhn.train: every grid point fine-tunes from this run's trained layers "
+                    "('none': a random fch); default for --backbone: a head fitted on the fit part, in OUT/head (a "
+                    "head trained on the whole training split has seen the validation images)")
     ap.add_argument("--upper", help="refused: the stored mode's validation is tools/lab/issue22.py")
     ap.add_argument("--views", type=int, help="refused with --upper")
     # make sweep passes --lr/--lambda when given: a one-point grid
@@ -178,7 +188,8 @@ def main(argv=None):
                                backbone_lr_mult=args.backbone_lr_mult,
                                weights=args.weights, gpu=args.gpu, features=args.features, backbone=args.backbone,
                                mean=args.mean, scale=args.scale, alpha=args.alpha, seed=args.seed,
-                               feature_norm=args.feature_norm, similar_weight=args.similar_weight)
+                               feature_norm=args.feature_norm, similar_weight=args.similar_weight,
+                               init_fch=args.init_fch)
         best, _ = run(settings, lrs, lambdas, args.val_fraction)
     except (TrainError, DatasetError, ValueError) as e:
         print("error: %s" % e, file=sys.stderr)

@@ -42,18 +42,19 @@ def run_name(dataset, bits, variant, tag, seed):
 
 def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48), seeds=(1, 2, 3), iters=None,
           database="database", lrs=sweep.PAPER_LRS, lambdas=sweep.PAPER_LAMBDAS, variants=("dhn", "dhn-q", "dhn-e", "dhn-b"),
-          cross_validate=False, upper=None):
+          cross_validate=False, upper=None, mean=None, scale=None):
+    """``mean`` (B,G,R) and ``scale``: the backbone's input transform, as dhn.train and dhn.features take it."""
     root = os.environ.get("DHN_ROOT", ".")
     out = os.path.join(root, "runs", "table")
     os.makedirs(out, exist_ok=True)
     times, choices = {}, {}
     t0 = time.time()
-    fdir, _ = features.extract(dataset, ("train", "query", database), backbone, weights)
+    fdir, _ = features.extract(dataset, ("train", "query", database), backbone, weights, mean=mean, scale=scale)
     fname = os.path.basename(os.path.normpath(fdir))
     times["features_s"] = round(time.time() - t0, 1)
     # every run's settings but its bits, variant, lr, λ and seed (set per run below)
     base = RunSettings(dataset, 0, "dhn", features=not upper, upper=upper, backbone=backbone, weights=weights,
-                       iters=iters, quiet=True)
+                       mean=mean, scale=scale, iters=iters, quiet=True)
     tag = fname + "-frozen"
     if upper:
         if cross_validate:
@@ -108,6 +109,8 @@ def main(argv=None):
     ap.add_argument("--dataset", default="cifar10")
     ap.add_argument("--backbone", help="DEPLOY.prototxt:LAYER (default: the dataset's AlexNet, fc7)")
     ap.add_argument("--weights")
+    ap.add_argument("--mean", type=lambda v: tuple(float(x) for x in v.split(",")), help="B,G,R (as dhn.train)")
+    ap.add_argument("--scale", type=float, help="as dhn.train")
     ap.add_argument("--bits", default="12,24,32,48")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--iters", type=int)
@@ -121,7 +124,8 @@ def main(argv=None):
     try:
         choices, times = table(args.dataset, args.backbone, args.weights, tuple(int(b) for b in args.bits.split(",")),
                                tuple(int(s) for s in args.seeds.split(",")), args.iters, args.database,
-                               variants=tuple(args.variants.split(",")), cross_validate=args.sweep, upper=args.upper)
+                               variants=tuple(args.variants.split(",")), cross_validate=args.sweep, upper=args.upper,
+                               mean=args.mean, scale=args.scale)
     except (TrainError, features.FeatureError, ValueError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2

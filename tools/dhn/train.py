@@ -285,12 +285,13 @@ def whole_foreign_net(settings):
     return bool(settings.backbone) and not settings.features and not settings.upper
 
 
-def fit_head(settings):
+def fit_head(settings, run_dir=None):
     """What whole-net fine-tuning starts from unless told otherwise (--init-fch): the stored-mode
     run of the same dataset, bits, variant, seed and data (its defaults; UPPER=1), trained here
     if it is not done. A random fch on a pretrained net costs MAP in the first iterations and
     a CPU cannot afford the iterations to win it back (README "Fine-tuning on stored lower-layer
-    outputs"). Returns that run's folder."""
+    outputs"). ``run_dir``: its folder (default: the stored run's own under runs/, the one
+    dhn.table names; dhn.sweep keeps its head among its grid). Returns that run's folder."""
     root = os.environ.get("DHN_ROOT", ".")
     bb = foreign_backbone(settings.dataset, settings.backbone, settings.mean, settings.scale, settings.weights)
     try:
@@ -300,7 +301,8 @@ def fit_head(settings):
     # the stored run's own folder, with the seed as dhn.table names its runs when it is not the default
     name = "%s-%s%s" % (run_folder.run_name(settings.dataset, settings.bits, settings.variant), stored.run_tag(bb, cut),
                         "" if settings.seed == netgen.SEED else "-s%d" % settings.seed)
-    head = replace(settings, upper="1", iters=None, lr=None, backbone_lr_mult=None, run_dir=os.path.join(root, "runs", name),
+    head = replace(settings, upper="1", iters=None, lr=None, backbone_lr_mult=None,
+                   run_dir=run_dir or os.path.join(root, "runs", name),
                    init_fch=None, force=False, force_new=False, views=None)
     doc = run(head)
     if not settings.quiet:
@@ -374,7 +376,8 @@ def run(settings):
         done = run_folder.load_results(results_path, query, database) if same and not s.force else None
         if done:
             if not s.quiet:
-                print("%s exists: the run is done (pass --force to evaluate again)" % results_path, file=sys.stderr)
+                print("%s exists: the run is done (pass --force, make: FORCE=1, to evaluate again)" % results_path,
+                      file=sys.stderr)
             return done
         # a resumed run's data layer continues its stream where the snapshot left it
         start_iter = run_folder.latest_snapshot(run_dir)[0] if same else 0
