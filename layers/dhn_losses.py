@@ -4,7 +4,7 @@ The Caffe Python layers in ``dhn_layers.py`` and the tests both call these funct
 Everything is computed in float64 and returned as float64; the layers cast to Caffe's
 float32 on the way out.
 
-Conventions follow the authors' Caffe code (../shared/README.md §3):
+Conventions follow the authors' Caffe code (docs/FIDELITY.md):
 - θ_ij = α ⟨z_i, z_j⟩ with α = 1;
 - the pairwise losses average over all B×B ordered pairs, i = j included
   (``include_diagonal=False`` averages over the B(B−1) pairs with i ≠ j instead);

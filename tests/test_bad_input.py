@@ -1,12 +1,12 @@
-"""Every bad input in README's table "Bad input: one line, exit status 2", run as the table says.
+"""Every bad input in docs/USAGE.md's table "Bad input: one line, exit status 2", run as the table says.
 
-The README is the source: each row names a bad input, the command (run as written, in a fresh
+The table is the source: each row names a bad input, the command (run as written, in a fresh
 folder where CASES[row] has laid out that input), and the one line it prints. For each row this
 test runs the real command-line tool as a subprocess (with a time limit) and checks that stderr
 is exactly that line, stdout is empty, the exit status is 2 and no file in the folder was
 created, changed or removed (nothing half-written). A row without a case here, or a case
 without a row, fails. `python tests/test_bad_input.py` (under tools/env.sh) prints the table's
-rows as the commands print them now, to paste into README.md after a deliberate change.
+rows as the commands print them now, to paste into docs/USAGE.md after a deliberate change.
 """
 import hashlib
 import os
@@ -22,17 +22,17 @@ import pytest
 import datagen
 
 ROOT = os.environ["DHN_ROOT"]
-README = os.path.join(ROOT, "README.md")
-HEADING = "### Bad input: one line, exit status 2"
+USAGE = os.path.join(ROOT, "docs", "USAGE.md")
+HEADING = "## Bad input: one line, exit status 2"
 TIMEOUT = 300      # seconds per command; a hung tool fails its row instead of holding the suite
 
 
-# ----------------------------------------------------------------------------- the README table
+# ----------------------------------------------------------------------------- the table in docs/USAGE.md
 
-def readme_rows():
-    """[(bad input, command, printed line)] of README's table, in order."""
-    text = open(README, encoding="utf-8").read()
-    assert HEADING in text, "README.md has no section %r" % HEADING
+def usage_table_rows():
+    """[(bad input, command, printed line)] of docs/USAGE.md's table, in order."""
+    text = open(USAGE, encoding="utf-8").read()
+    assert HEADING in text, "docs/USAGE.md has no section %r" % HEADING
     rows = []
     for line in text.split(HEADING, 1)[1].split("\n#", 1)[0].splitlines():
         if not line.startswith("| ") or line.startswith("| bad input") or line.startswith("|---"):
@@ -116,7 +116,7 @@ def codes_for_evaluate(d):
 
 # ----------------------------------------------------------------------------- the cases
 # Each lays out one bad input in the empty folder d (the command's working directory), from the
-# whole material m. The README row of the same name gives the command and the line it prints.
+# whole material m. The docs/USAGE.md row of the same name gives the command and the line it prints.
 
 def case_lmdb_header(d, m):
     copy(m, "lmdb", os.path.join(d, "lmdb"))
@@ -283,7 +283,7 @@ def case_list_image(d, m):
     write(os.path.join(d, "listed", "imgs", "img4.png"), b"\x89PNG but not one")
 
 
-# name (README's first column) -> (lay-out function, paths the failure may leave by design,
+# name (the table's first column) -> (lay-out function, paths the failure may leave by design,
 # whether the command's progress output may come before the line: work had begun)
 CASES = {
     "the labels LMDB's header bytes flipped": (case_lmdb_header, (), False),
@@ -350,9 +350,9 @@ def run_row(name, command, d, m):
     return err, out.stdout, out.returncode, changed
 
 
-@pytest.mark.parametrize("name,command,line", readme_rows(), ids=[r[0] for r in readme_rows()])
+@pytest.mark.parametrize("name,command,line", usage_table_rows(), ids=[r[0] for r in usage_table_rows()])
 def test_bad_input_prints_one_line_and_leaves_nothing(name, command, line, material, tmp_path):
-    assert name in CASES, "README's table names %r, which tests/test_bad_input.py does not lay out" % name
+    assert name in CASES, "docs/USAGE.md's table names %r, which tests/test_bad_input.py does not lay out" % name
     err, out, status, changed = run_row(name, command, str(tmp_path), material)
     if CASES[name][2]:      # the progress of work begun before the failure, then the one line
         assert "Traceback" not in err and err.count("error: ") == 1, err[-3000:]
@@ -361,15 +361,15 @@ def test_bad_input_prints_one_line_and_leaves_nothing(name, command, line, mater
     assert changed == [], "left behind or changed: %s" % changed
 
 
-def test_every_case_is_in_the_readme():
-    assert sorted(CASES) == sorted(r[0] for r in readme_rows())
+def test_every_case_is_in_the_usage_table():
+    assert sorted(CASES) == sorted(r[0] for r in usage_table_rows())
     assert len(CASES) >= 20
 
 
-if __name__ == "__main__":   # print the rows as the commands print them now (for README.md)
+if __name__ == "__main__":   # print the rows as the commands print them now (for docs/USAGE.md)
     import tempfile
     sys.argv[1:] = []
-    rows = readme_rows()
+    rows = usage_table_rows()
     with tempfile.TemporaryDirectory() as tmp:
         m = make_material(os.path.join(tmp, "material"))
         for i, (name, command, _) in enumerate(rows):

@@ -1,4 +1,4 @@
-"""The README's `caffe` commands, run as written from a clean checkout: the committed canonical
+"""The `caffe` commands of docs/USAGE.md ("Calling caffe"), run as written from a clean checkout: the committed canonical
 prototxts train (`caffe train -solver ...`, snapshotting into a folder that exists) and time
 (`caffe time -model ...`) with nothing but the data step done."""
 import os
@@ -16,13 +16,13 @@ from dhn import convert
 ROOT = os.environ["DHN_ROOT"]
 
 
-def readme_command(prefix):
-    """The README's command line that starts with prefix (in a code block)."""
-    for line in open(os.path.join(ROOT, "README.md")):
+def usage_command(prefix):
+    """The command line of docs/USAGE.md that starts with prefix (in a code block)."""
+    for line in open(os.path.join(ROOT, "docs", "USAGE.md")):
         line = line.strip()
         if line.startswith(prefix):
             return line.split("#")[0].split()
-    raise AssertionError("README.md has no line starting with %r" % prefix)
+    raise AssertionError("docs/USAGE.md has no line starting with %r" % prefix)
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +48,8 @@ def checkout(tmp_path_factory):
     return dest
 
 
-def test_readme_caffe_train_runs_from_a_clean_checkout(checkout):
-    cmd = readme_command("tools/caffe train -solver")
+def test_documented_caffe_train_runs_from_a_clean_checkout(checkout):
+    cmd = usage_command("tools/caffe train -solver")
     cmd = [c for c in cmd if c != "-weights" and not c.endswith(".caffemodel")]   # AlexNet's cannot be fetched here
     env = dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0")
     proc = subprocess.Popen(cmd, cwd=checkout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -72,8 +72,8 @@ def test_readme_caffe_train_runs_from_a_clean_checkout(checkout):
     assert snaps and all(f.startswith("dhn_48_iter_") for f in snaps), snaps
 
 
-def test_readme_caffe_time_runs_from_a_clean_checkout(checkout):
-    cmd = readme_command("tools/caffe time -model") + ["-iterations", "1"]
+def test_documented_caffe_time_runs_from_a_clean_checkout(checkout):
+    cmd = usage_command("tools/caffe time -model") + ["-iterations", "1"]
     out = subprocess.run(cmd, cwd=checkout, capture_output=True, text=True,
                          env=dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0"), timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]

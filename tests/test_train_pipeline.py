@@ -173,7 +173,7 @@ def foreign_model(tmp_path):
     """The deploy net and a caffemodel saved from it, randomly initialised."""
     import caffe
     deploy = tmp_path / "smallnet.prototxt"
-    deploy.write_text(datagen.SMALL_DEPLOY)   # another backbone (issue 4's stretch)
+    deploy.write_text(datagen.SMALL_DEPLOY)   # another backbone (--backbone DEPLOY:LAYER)
     caffe.set_mode_cpu()
     net = caffe.Net(str(deploy), caffe.TEST)
     model = str(tmp_path / "smallnet.caffemodel")

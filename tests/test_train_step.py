@@ -1,6 +1,6 @@
 """One SGD step of Caffe's solver on fch, against an update computed by hand here — not through
 dhn_losses — so a wrong constant anywhere in a loss's gradient (the authors' quantization
-gradient was K× the loss's, ../shared/README.md §3) fails this test, not only the
+gradient was K× the loss's, docs/FIDELITY.md) fails this test, not only the
 finite-difference ones. Tolerance: float32 forward/backward vs float64 here, rtol 1e-4."""
 
 import caffe
@@ -27,7 +27,7 @@ layer { name: "pair_loss" type: "Python" bottom: "code" bottom: "label" top: "pa
 
 
 def hand_dz(z, s, variant):
-    """dL/dz of the averaged losses, written out here from the definitions in README
+    """dL/dz of the averaged losses, written out here from the definitions in docs/USAGE.md
     ("Conventions"), independently of layers/dhn_losses.py."""
     if variant == "dhn-e":
         r = z @ z.T / K - (2 * s - 1)

@@ -13,7 +13,7 @@ if [ -z "${CAFFE_ROOT:-}" ]; then
 fi
 export CAFFE_ROOT
 # The caffe binary embeds the *base* interpreter, not the venv: the venv's site-packages
-# must be on PYTHONPATH for a Python layer to import numpy (../shared/README.md §1).
+# must be on PYTHONPATH for a Python layer to import numpy (docs/INSTALL.md).
 # pycaffe: our install tree puts it in lib/python3/dist-packages, a source-tree build in python/.
 _dhn_pycaffe=$CAFFE_ROOT/python
 [ -d "$CAFFE_ROOT/lib/python3/dist-packages/caffe" ] && _dhn_pycaffe=$CAFFE_ROOT/lib/python3/dist-packages

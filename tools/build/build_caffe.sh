@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build BVLC Caffe (CPU, pycaffe, Python layer, LMDB, OpenCV) into a cache entry keyed by
 # the Caffe version, the project's patches, the Python and the variant. A second run with
-# the same key does nothing. Facts this depends on: ../shared/README.md §1.
+# the same key does nothing. What it does and why: docs/INSTALL.md.
 #
 #   build_caffe.sh            print nothing but build (if needed); last line = install prefix
 #   build_caffe.sh --prefix   print the cache entry's path; exit 1 if it is not built yet
@@ -113,13 +113,13 @@ cmake_opts=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix"
 )
 if [ "$MINIMAL" = 1 ]; then
   # --as-needed drops the HDF5/curl libraries Caffe's CMake links unconditionally
-  # (../shared/README.md §1); patch 0003 guards the one HDF5 call left in net.cpp.
+  # (docs/INSTALL.md); patch 0003 guards the one HDF5 call left in net.cpp.
   cmake_opts+=(-DUSE_OPENCV=OFF -DUSE_LEVELDB=OFF -DUSE_HDF5=OFF
     -DCMAKE_SHARED_LINKER_FLAGS=-Wl,--as-needed -DCMAKE_EXE_LINKER_FLAGS=-Wl,--as-needed)
 fi
 if [ "$CUDA" = 1 ]; then
   # cuBLAS/cuRAND: the system CUDA's when it has them, else the PyPI wheels (nvidia-cublas,
-  # nvidia-curand; ../shared/README.md §1), installed into the cache. CUDA_EXTRA_ROOT overrides.
+  # nvidia-curand; docs/INSTALL.md), installed into the cache. CUDA_EXTRA_ROOT overrides.
   # the toolkit root: CUDA_HOME, else /usr/local/cuda, else from nvcc's path (which may be a
   # wrapper script, as /usr/local/bin/nvcc is on these machines)
   cuda_root=${CUDA_HOME:-}
@@ -151,7 +151,7 @@ fi
 mkdir -p "$work/build"
 log "configuring ($variant, python $pyver)"
 # Configured twice, with the options both times: FindCUDA clears the cuBLAS/cuRAND paths it is
-# given when it first meets a toolkit root (../shared/README.md §1); the second run decides.
+# given when it first meets a toolkit root (docs/INSTALL.md); the second run decides.
 (cd "$work/build" && { cmake "${cmake_opts[@]}" ../src > cmake.log 2>&1 || true; } \
    && cmake "${cmake_opts[@]}" ../src >> cmake.log 2>&1) \
   || { tail -30 "$work/build/cmake.log" >&2; log "cmake failed; full log: $work/build/cmake.log"; exit 1; }

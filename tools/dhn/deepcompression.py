@@ -1,7 +1,7 @@
 """Decode a Deep Compression release (Han et al.: pruned, weight-shared, ``compressed_*.net``)
 into ordinary weights and a Caffe model.
 
-The layout, as ../shared/README.md §4 reads it from songhan/SqueezeNet-Deep-Compression's file:
+The layout, as docs/USAGE.md "Downloads" reads it from songhan/SqueezeNet-Deep-Compression's file:
 uint32 non-zero counts, one per convolution in net order; then per convolution a float32
 codebook of 256 entries (8-bit codes), the float32 biases, one code byte per stored weight and
 the index gaps, two 4-bit gaps a byte, low nibble first. The i-th stored weight sits at

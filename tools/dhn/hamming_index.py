@@ -18,7 +18,7 @@ from dhn import hamming_ap, metrics
 from dhn.atomic import write_atomic
 
 # IndexBinaryHash's bucket key: a code's first 16 bits (of 16, 32 and 64 key bits the fastest
-# radius-2 lookup on the bench's codes at 200,000 and 2,000,000, and the smallest index)
+# radius-2 lookup on the bench's codes, and the smallest index: docs/BENCHMARKS.md)
 HASH_BITS = 16
 
 
@@ -66,9 +66,9 @@ class HammingIndex:
     - scan: the exact top k, ties in database order, by our C kernel (hamming_ap.top_k; numpy
       where no compiler exists): database order by construction. FAISS's IndexBinaryFlat returned
       the same rows in every case measured (its heap breaks ties by id), but that is its
-      implementation, not a documented promise; it is faster on one query (make bench: 0.24 vs
-      0.41 ms at 200,000 codes, a fraction of a millisecond beside encoding the image) and not on
-      1,000 (its OpenMP threads lose most on a busy machine);
+      implementation, not a documented promise; its edge on one query is small beside encoding
+      the image, and on many queries its OpenMP threads lose most on a busy machine
+      (docs/BENCHMARKS.md, Search);
     - lookup: every item within Hamming radius r, by FAISS IndexBinaryHash (buckets keyed by the
       codes' first HASH_BITS bits, probed at every key within r flips: a code within r of the
       query differs from it in at most r key bits, so nothing is missed), ranked as the scan ranks;

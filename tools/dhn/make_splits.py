@@ -31,7 +31,7 @@ from dhn.atomic import write_atomic
 from dhn.datasets import (NUM_LABELS, DatasetError, dataset_dir, file_digest, load_split_spec,
                           split_from_spec, write_split_files)
 
-# The committed rules of the list datasets (../shared/README.md section 3).
+# The committed rules of the list datasets (docs/FIDELITY.md: the authors' NUS-WIDE protocol, a common Flickr split).
 SPECS = {
     "nuswide21": {"dataset": "nuswide21", "rule": "per_label", "seed": 0, "num_labels": 21,
                   "query_per_label": 100, "train_per_label": 500,

@@ -22,7 +22,7 @@ All feed ``fch`` (InnerProduct K, gaussian std 0.01, lr_mult 10/20) → TanH →
 quantization term over images and bits. The layers *average* (pairs over B², quantization over
 B·K), so after dividing the whole objective by B² the quantization layer's loss_weight is
 λ·K/B. The authors' released code (loss weight 0.2 on a gradient divided by B only,
-../shared/README.md §3) corresponds to λ = 0.2·B = 12.8 at B = 64: our default λ = 10 is the
+docs/FIDELITY.md) corresponds to λ = 0.2·B = 12.8 at B = 64: our default λ = 10 is the
 nearest point of the paper's ×10 grid.
 """
 import argparse
@@ -38,33 +38,30 @@ from .atomic import write_atomic
 
 BATCH = 64
 SEED = 1234              # the one default seed: solver (random_seed), data order and augmentation
-DEFAULT_LR = 2e-5        # the authors' solver (../shared/README.md §3)
+DEFAULT_LR = 2e-5        # the authors' solver (docs/FIDELITY.md)
 DEFAULT_LAMBDA = 10.0    # see the module docstring
 # The head on a pretrained net's features (BatchNorm → fch: the frozen-feature mode, and the
-# default for --backbone) has its own defaults, measured on real CIFAR-10 with SqueezeNet's
-# pool_final on a validation split carved from the training images (queries and database both held
-# out from training; README "What held the head back", each run listed there). With the paper's
-# α = 1 the pair loss is met by small codes that sign() scrambles (48 bits: mean |z| 0.23, MAP
-# 0.43 by sign vs 0.51 by inner product); θ = (10/K)⟨z_i, z_j⟩ (thuml/HashNet's sigmoid_param)
-# keeps θ's range the same at every K and needs |z| near 1; about one pair in ten is similar on
-# CIFAR-10, and weighting similar pairs by #pairs/#similar (HashNet's balance) is worth +0.05 at
-# 48 bits (0.418 → 0.463 held-out). λ: the held-out best of 0.1/0.3/1 per length (less than
-# 0.003 apart: the smaller); more iterations than the authors' 3,000 overfit the 5,000 training
-# images (10,000: −0.010).
+# default for --backbone) has its own defaults, chosen on a validation split carved from the
+# training images, queries and database both held out from training (the runs:
+# docs/lab/2026-12-06-head-defaults.md). With the paper's α = 1 the pair loss is met by small
+# codes that sign() scrambles; θ = (10/K)⟨z_i, z_j⟩ (thuml/HashNet's sigmoid_param) keeps θ's
+# range the same at every K and needs |z| near 1. Few pairs are similar on a many-class dataset,
+# so similar pairs are weighted by #pairs/#similar (HashNet's balance), which only helps together
+# with the scaled θ. λ: the held-out best of 0.1/0.3/1 per length (less than 0.003 apart: the
+# smaller); the authors' 3,000 iterations, since more overfit a head on fixed features.
 HEAD_DEFAULTS = dict(lr=2.5e-3, lambda_={12: 1.0, 24: 0.3, 32: 0.3, 48: 0.1}, alpha_bits=10.0,
                      similar_weight="balanced")
 PAPER_DEFAULTS = dict(lr=DEFAULT_LR, lambda_=DEFAULT_LAMBDA, alpha_bits=None, similar_weight=1.0)
 # Whole-net fine-tuning of another pretrained net (--backbone without --features): the head's α,
 # pair weights and λ, warm-started from a stored-mode run (its upper layers and head fitted), the
 # whole net at lr 1e-4 (fch 1e-3 through its lr_mult 10), the head's BatchNorm statistics
-# recomputed after training (dhn.recalibrate). Of 1e-5, 3e-5 and 1e-4 (SqueezeNet, 48 bits, 75
-# iterations, seed 1; README "Fine-tuning on stored lower-layer outputs") 1e-4 lost least before
-# recalibration and was the one above its start after it; not cross-validated further (a CPU
-# iteration of the whole net costs seconds).
+# recomputed after training (dhn.recalibrate). 1e-4 is the best of the three rates tried
+# (docs/lab/2026-12-07-stored-mode-and-whole-net.md); not cross-validated further, because a CPU
+# iteration of the whole net costs seconds.
 FINETUNE_LR = 1e-4
 # The stored mode (dhn.stored, make train UPPER=): the layers above the cut train on their stored
-# inputs; base lr and the upper layers' lr multiplier (×10: the fch's rate), measured on real
-# CIFAR-10 (README "Fine-tuning on stored lower-layer outputs").
+# inputs; base lr and the upper layers' lr multiplier (×10: the fch's rate), where they come from:
+# docs/lab/2026-12-07-stored-mode-and-whole-net.md.
 UPPER_DEFAULTS = dict(lr=1e-3, backbone_lr_mult=10.0)
 
 
@@ -309,9 +306,9 @@ def _splice(proto, bb):
 def without_dropout(proto):
     """Leave a foreign backbone's Dropout layers out of a training net whose features go through
     the BatchNorm before fch: dropout before a conv + ReLU shifts the statistics that BatchNorm
-    stores (SqueezeNet's drop9 → conv_final: at TEST the pool_final features had 0.43× the stored
-    variance and means 1.3 s.d. off, README "Fine-tuning on stored lower-layer outputs"), so TEST
-    would normalise with statistics of other inputs. The deploy net has no dropout either."""
+    stores, not only their noise (measured on SqueezeNet's drop9 → conv_final:
+    docs/lab/2026-12-07-stored-mode-and-whole-net.md), so TEST would normalise with statistics of
+    other inputs. The deploy net has no dropout either."""
     kept = [layer for layer in proto.layer if layer.type != "Dropout"]
     del proto.layer[:]
     proto.layer.extend(kept)

@@ -3,9 +3,9 @@
 Whole-net fine-tuning that starts from a fitted head keeps that head's BatchNorm statistics in
 training (netgen.train_net, norm_stats "global"): the batch statistics of random crops from a net
 in motion are not what the TEST phase sees. But the layers below the BatchNorm move, and with
-them its input: measured on SqueezeNet (README "Fine-tuning on stored lower-layer outputs"),
-75 iterations at lr 1e-5 changed the weights by 1e-4 (relative) and ``pool_final`` by 13 %,
-the means by 0.2 stored s.d. (median), and the stale statistics cost more MAP than training won.
+them its input: a net without normalisation of its own (SqueezeNet) amplifies small weight
+changes into large shifts of the BatchNorm's input, so the stored statistics go stale and cost
+more MAP than training wins (docs/lab/2026-12-07-stored-mode-and-whole-net.md).
 So a run recomputes them once, after training, over its training split in the TEST phase's
 transform (centre crop, the one encoding uses), and that net is the run's final model
 (run_folder.final_model, run_folder.recalibrated_model). Caffe's BatchNorm stores sums with a

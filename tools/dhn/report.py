@@ -8,7 +8,7 @@ One table per dataset; columns are code lengths. Each row is one configuration: 
 everything that sets it apart from the paper's setting (backbone, frozen features, iterations,
 database, lr, λ, ...), read from the run's own results.json. Runs are averaged only when their
 configurations are identical but for the seed ("0.612 ± 0.004 (3)", sample s.d.); never the best
-of them (../shared/README.md §3 lists that pitfall). A run without a recorded configuration (an
+of them (a pitfall of other codebases, docs/FIDELITY.md). A run without a recorded configuration (an
 older layout) gets a row of its own, marked so. The paper's row holds only numbers a cited source
 gives (PAPER_SOURCES); every other paper cell is "—". Baselines on a backbone's features
 (dhn.baselines: LSH, cosine) found in runs/baselines-*/ are added under their database.
@@ -46,7 +46,7 @@ PAPER_SOURCES = {
     "cifar10": "Zhu et al. 2016, Table 1, as reprinted in Lu et al. 2017 (Adv. Multimedia), Table 3",
     "nuswide21": "48 bits only: the paper column of swuxyj/DeepHash-pytorch's README",
 }
-# Where our protocol differs from the authors' whatever the run (../shared/README.md §3).
+# Where our protocol differs from the authors' whatever the run (docs/FIDELITY.md).
 PROTOCOL_NOTES = {
     "nuswide21": "database = all images outside train/query (183,234), the authors' lists had 149,736",
     "flickr25k": "split 4,000 train / 1,000 query / rest database (no official DHN split)",

@@ -80,10 +80,10 @@ class RunSettings:
         d.update({k: v for k, v in given.items() if v is not None})
         feature_norm = self.feature_norm
         if feature_norm is None:
-            # On by default where it was measured to matter: a pretrained net's raw features
-            # (SqueezeNet pool_final on CIFAR-10, frozen, 48 bits, validation MAP 0.26 without, 0.41
-            # with, at their best lr; README "Why the first fine-tuning runs did not learn"). AlexNet
-            # keeps the paper's fc7 → fch, which nothing here could measure (no weights here).
+            # On by default where it was measured to matter: a pretrained net's raw, non-negative
+            # features share a large common part that saturates a random fch
+            # (docs/lab/2026-11-29-head-on-raw-features.md). AlexNet keeps the paper's fc7 → fch,
+            # which the project could not measure (no AlexNet weights on its machines).
             feature_norm = head
         return replace(self, lr=d["lr"], alpha=float(d["alpha"]),
                        lambda_=0.0 if self.variant == "dhn-q" else float(d["lambda_"]),
@@ -103,8 +103,8 @@ def warm_start(backbone_weights, trained, out_path):
     BatchNorm, and for a stored-mode run the upper layers it fine-tuned (dhn.stored), each
     replacing the pretrained layer of its name. What `caffe train -weights` starts a whole-net
     fine-tuning from (a hash layer already fitted instead of a random one, whose first pair losses
-    are large on raw non-negative features: README, "Why the first fine-tuning runs did not
-    learn"), and what puts a run's trained layers back into the whole net that takes images."""
+    are large on raw non-negative features: docs/lab/2026-11-29-head-on-raw-features.md), and what
+    puts a run's trained layers back into the whole net that takes images."""
     trained = final_model(trained)
     net, src = caffe_pb2.NetParameter(), caffe_pb2.NetParameter()
     with open(backbone_weights, "rb") as fh:

@@ -7,9 +7,8 @@ The training split's records are divided, with a fixed seed, into ``fit`` (train
 (the queries of the validation retrieval) and ``val_database`` (its database), the last two half of
 val_fraction each; all three are copied record for record (convert.subset_split) into
 <data>/sweep/. The validation database is held out from training: scored against the images the
-head trained on, validation MAP rewards memorising them (SqueezeNet features, 48 bits: 10,000
-iterations instead of 3,000 gave +0.036 against the training images and −0.010 against held-out
-ones; README "What held the head back"). Each grid point is
+head trained on, validation MAP rewards memorising them and picks settings that lose on unseen
+images (docs/lab/2026-12-06-head-defaults.md). Each grid point is
 a run folder runs/sweep-<dataset>-<bits>/lr<lr>-lambda<λ>/ (resumable like any run); the grid
 goes to grid.csv / grid.json and a heat map grid.png, and the choice (highest validation MAP,
 ties to the smaller lr, then smaller λ) is printed and stored in grid.json. Whole-net fine-tuning
@@ -171,7 +170,7 @@ def main(argv=None):
     ap.add_argument("--init-fch", help="as dhn.train: every grid point fine-tunes from this run's trained layers "
                     "('none': a random fch); default for --backbone: a head fitted on the fit part, in OUT/head (a "
                     "head trained on the whole training split has seen the validation images)")
-    ap.add_argument("--upper", help="refused: the stored mode's validation is tools/lab/issue22.py")
+    ap.add_argument("--upper", help="refused: the stored mode's validation is tools/lab/validate_stored_defaults.py")
     ap.add_argument("--views", type=int, help="refused with --upper")
     # make sweep passes --lr/--lambda when given: a one-point grid
     ap.add_argument("--lr", type=float)
@@ -181,7 +180,7 @@ def main(argv=None):
     lambdas = (args.lambda_,) if args.lambda_ is not None else args.lambdas
     if args.upper or args.views:
         print("error: make sweep does not cover the stored mode (UPPER=): its defaults were validated with "
-              "tools/lab/issue22.py (README \"Fine-tuning on stored lower-layer outputs\")", file=sys.stderr)
+              "tools/lab/validate_stored_defaults.py (docs/lab/2026-12-07-stored-mode-and-whole-net.md)", file=sys.stderr)
         return 2
     try:
         settings = RunSettings(args.dataset, args.bits, "dhn", iters=args.iters, data_dir=args.data_dir,

@@ -7,7 +7,7 @@ or (``--upper CUT``, make: UPPER=) the stored mode (dhn.stored).
 What it runs, each step resumable (every run is a run folder; finished ones are reused):
 1. the backbone's features of train, query and the database (dhn.features), once;
 2. the mode's measured defaults (netgen.HEAD_DEFAULTS: lr, λ, α = 10/K, balanced pairs, chosen on
-   a validation split carved from the training set, README "What held the head back"); with
+   a validation split carved from the training set, docs/lab/2026-12-06-head-defaults.md); with
    --sweep, per code length `make sweep` in the same mode (lr × λ over the paper's grids on that
    validation split, 32 runs a length) instead, whose choice sets lr and λ for that length;
 3. DHN, DHN-Q (λ = 0), DHN-E (squared pairwise loss, the same lr and λ) and DHN-B (DHN's net,
@@ -58,7 +58,7 @@ def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48),
     tag = fname + "-frozen"
     if upper:
         if cross_validate:
-            raise ValueError("--sweep is not wired to the stored mode: its defaults come from tools/lab/issue22.py")
+            raise ValueError("--sweep is not wired to the stored mode: its defaults come from tools/lab/validate_stored_defaults.py")
         bb = netgen.foreign_backbone(backbone)
         tag = stored.run_tag(bb, stored.default_cut(bb) if upper == "1" else upper)
     for k in bits:

@@ -289,9 +289,9 @@ def fit_head(settings, run_dir=None):
     """What whole-net fine-tuning starts from unless told otherwise (--init-fch): the stored-mode
     run of the same dataset, bits, variant, seed and data (its defaults; UPPER=1), trained here
     if it is not done. A random fch on a pretrained net costs MAP in the first iterations and
-    a CPU cannot afford the iterations to win it back (README "Fine-tuning on stored lower-layer
-    outputs"). ``run_dir``: its folder (default: the stored run's own under runs/, the one
-    dhn.table names; dhn.sweep keeps its head among its grid). Returns that run's folder."""
+    a CPU cannot afford the iterations to win it back (docs/lab/2026-12-07-stored-mode-and-whole-net.md).
+    ``run_dir``: its folder (default: the stored run's own under runs/, the one dhn.table names;
+    dhn.sweep keeps its head among its grid). Returns that run's folder."""
     root = os.environ.get("DHN_ROOT", ".")
     bb = foreign_backbone(settings.dataset, settings.backbone, settings.mean, settings.scale, settings.weights)
     try:

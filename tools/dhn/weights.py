@@ -2,11 +2,11 @@
 
 python -m dhn.weights [--model alexnet|squeezenet] [--mirror DIR_OR_URL] [--out CAFFEMODEL] [--url URL]
 
-alexnet (default): BVLC AlexNet from BVLC's model zoo (../shared/README.md §2), sha1-checked, to
+alexnet (default): BVLC AlexNet from BVLC's model zoo (docs/USAGE.md "Downloads"), sha1-checked, to
 weights/bvlc_alexnet.caffemodel.
 
 squeezenet: SqueezeNet v1.0 as released with Deep Compression (the stand-in backbone of
-../shared/README.md §4), from the public repository songhan/SqueezeNet-Deep-Compression at
+docs/USAGE.md "Downloads"), from the public repository songhan/SqueezeNet-Deep-Compression at
 commit fb13faa: its compressed_SqueezeNet.net and SqueezeNet_deploy.prototxt (checksums
 pinned) go to weights/squeezenet_v1.0_dc/source/, and the net is decoded (dhn.deepcompression)
 into an ordinary weights/squeezenet_v1.0_dc/squeezenet_v1.0_dc.caffemodel (sha256 pinned) with
@@ -45,14 +45,14 @@ ALEXNET_URL = "http://dl.caffe.berkeleyvision.org/bvlc_alexnet.caffemodel"
 ALEXNET_SHA1 = "9116a64c0fbe4459d18f4bb6b56d647b63920377"
 ALEXNET = Source("bvlc_alexnet.caffemodel", ALEXNET_URL, "sha1", ALEXNET_SHA1)
 
-# songhan/SqueezeNet-Deep-Compression at commit fb13faa (BSD licence), ../shared/README.md §4. The
+# songhan/SqueezeNet-Deep-Compression at commit fb13faa (BSD licence), docs/USAGE.md "Downloads". The
 # short commit is the one known here; GitHub resolves it, and the checksums pin the content anyway.
 SQUEEZENET_BASE = "https://github.com/songhan/SqueezeNet-Deep-Compression/raw/fb13faa/"
 SQUEEZENET_NET = Source("compressed_SqueezeNet.net", SQUEEZENET_BASE + "compressed_SqueezeNet.net",
                         "sha1", "d366493d585f65f4badc23b1ae943e9275db1cf4")
 SQUEEZENET_DEPLOY = Source("SqueezeNet_deploy.prototxt", SQUEEZENET_BASE + "SqueezeNet_deploy.prototxt",
                            "sha256", "3bcb0e792e2b50ddeb955b178ba6742e28d8950956915348eba355652040674c")
-# what pycaffe's net.save writes for the decoded weights (../shared/README.md §4)
+# what pycaffe's net.save writes for the decoded weights (docs/USAGE.md "Downloads")
 SQUEEZENET_CAFFEMODEL_SHA256 = "c14f4959297b7b2a71d344bb1306623ed21bdbef088463660e02c87b98c5fc6b"
 SQUEEZENET_DIR = "squeezenet_v1.0_dc"
 

@@ -1,7 +1,7 @@
 # Source this (bash), from the repository root, where our venv and Caffe are not: it unpacks
 # .bundle/dhn-gpu.tar.xz (make gpu-bundle) into /tmp/dhn-gpu and points tools/env.sh at it.
 # CU13_LIB names the folder with CUDA 13's cudart/cuBLAS/cuRAND; by default the lent GPU
-# machine's, inside its PyTorch virtualenv (../shared/README.md §1).
+# machine's, inside its PyTorch virtualenv (docs/INSTALL.md).
 _b=/tmp/dhn-gpu
 # tar calls xz for .tar.xz; where there is no xz, Python's tarfile reads it (lzma module)
 if command -v xz > /dev/null; then _unpack="tar -xJf .bundle/dhn-gpu.tar.xz -C /tmp"
@@ -10,7 +10,7 @@ rm -rf "$_b" && eval "$_unpack" || {
   echo "bundle_env: .bundle/dhn-gpu.tar.xz is missing or broken: run 'make gpu-bundle' here and carry .bundle" >&2
   return 1; }
 CU13_LIB=${CU13_LIB:-$(ls -d /opt/torch/.venv/lib/python3*/site-packages/nvidia/cu13/lib 2>/dev/null | head -1)}
-# not where ../shared/README.md §1 found them: look once, briefly, in the usual roots
+# not in that virtualenv: look once, briefly, in the usual roots
 [ -e "$CU13_LIB/libcublas.so.13" ] || CU13_LIB=$(dirname "$(timeout 20 find /opt /usr /root -name libcublas.so.13 \
   2>/dev/null | head -1)" 2>/dev/null)
 [ -e "$CU13_LIB/libcublas.so.13" ] || {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check (issue 7), in one call on the lent GPU machine. Prepare here, once:
+# The GPU check, in one call on the lent GPU machine. Prepare here, once:
 #   make setup && make gpu-bundle            # .bundle/dhn-gpu.tar.xz (see make_bundle.sh)
 # then run it there through the device tool, carrying the bundle:
 #   device run  carry=[".bundle"]  command="bash tools/gpu/check.sh"   timeout_s=540

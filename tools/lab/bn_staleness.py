@@ -1,5 +1,5 @@
-"""What cost MAP in whole-net fine-tuning's first iterations (README "Fine-tuning on stored
-lower-layer outputs"): the head's BatchNorm statistics going stale, not the steps.
+"""What cost MAP in whole-net fine-tuning's first iterations (docs/lab/2026-12-07-stored-mode-and-whole-net.md):
+the head's BatchNorm statistics going stale, not the steps.
 
     . tools/env.sh && python tools/lab/bn_staleness.py recal RUN MODEL N   # MODEL relative to RUN
     . tools/env.sh && python tools/lab/bn_staleness.py blobs RUN MODEL_A MODEL_B

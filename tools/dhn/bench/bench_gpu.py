@@ -1,5 +1,5 @@
 """AlexNet-DHN forward+backward on the GPU next to the same net on this machine's CPU cores,
-measured in the same run (issue 7). Needs the CUDA build (`CUDA=1 make bench`) and an NVIDIA
+measured in the same run. Needs the CUDA build (`CUDA=1 make bench`) and an NVIDIA
 GPU; elsewhere it says why and gives no figures.
 
 Two timings of the GPU:

@@ -1,5 +1,5 @@
-"""What real-data runs cost here: the stand-in backbone (SqueezeNet v1.0, ../shared/data) beside
-AlexNet, and the frozen-feature mode.
+"""What real-data runs cost: the stand-in backbone (SqueezeNet v1.0, `make weights MODEL=squeezenet`)
+beside AlexNet, and the frozen-feature mode.
 
 - backbone forward (what `make features` and encoding pay), batch 16, 227×227 inputs:
   SqueezeNet to pool_final vs AlexNet conv1–fc7 (BVLC shapes, filler weights), images/s;
@@ -10,8 +10,9 @@ AlexNet, and the frozen-feature mode.
   fire9/concat + fch48 + losses on generated stored outputs, against the whole-net step;
 - the frozen-feature mode: seconds per 1,000 iterations of fch48 + losses on 5,000 × 1,000
   float features (the size of SqueezeNet's on CIFAR-10), batch 64.
-The SqueezeNet figures need ../shared/data/squeezenet_v1.0_dc (or DHN_SQUEEZENET=<folder>);
-without it they are left out, and this says so. Inputs are generated: speed does not depend on
+The SqueezeNet figures need its model: weights/squeezenet_v1.0_dc/ (make weights MODEL=squeezenet),
+DHN_SQUEEZENET=<folder>, or a local mirror at ../shared/data/squeezenet_v1.0_dc; without one they are
+left out, and this says so. Inputs are generated: speed does not depend on
 what the pixels show.
 """
 import os
@@ -33,10 +34,15 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 
 
 def squeezenet():
-    folder = os.environ.get("DHN_SQUEEZENET") or os.path.join(os.environ.get("DHN_ROOT", "."), "..", "shared",
-                                                               "data", "squeezenet_v1.0_dc")
-    deploy, model = os.path.join(folder, "deploy.prototxt"), os.path.join(folder, "squeezenet_v1.0_dc.caffemodel")
-    return (deploy, model) if os.path.isfile(deploy) and os.path.isfile(model) else (None, None)
+    """(deploy.prototxt, caffemodel) of the first SqueezeNet folder found, or (None, None)."""
+    root = os.environ.get("DHN_ROOT", ".")
+    for folder in (os.environ.get("DHN_SQUEEZENET"), os.path.join(root, "weights", "squeezenet_v1.0_dc"),
+                   os.path.join(root, "..", "shared", "data", "squeezenet_v1.0_dc")):
+        if folder:
+            deploy, model = os.path.join(folder, "deploy.prototxt"), os.path.join(folder, "squeezenet_v1.0_dc.caffemodel")
+            if os.path.isfile(deploy) and os.path.isfile(model):
+                return deploy, model
+    return None, None
 
 
 def forward_rate(bb, weights, batch=16):
@@ -153,7 +159,7 @@ def run():
                     Figure("finetune.alexnet_s_per_iter", a_ft, "s", None, "batch 64, %d iterations" % iters),
                     Figure("finetune.alexnet_img_per_s", 64 / a_ft, "img/s", None, "")]
         if deploy is None:
-            print("bench_realdata: no SqueezeNet (../shared/data/squeezenet_v1.0_dc or DHN_SQUEEZENET): "
+            print("bench_realdata: no SqueezeNet (make weights MODEL=squeezenet, or DHN_SQUEEZENET=folder): "
                   "its figures are left out", file=sys.stderr)
         else:
             sq = netgen.foreign_backbone(deploy + ":pool_final")

@@ -5,8 +5,8 @@ both DHN losses, Caffe's solver on the CPU. Reports seconds per iteration and th
 No ImageNet weights can be downloaded here, so conv1–fc7 start from their fillers; lr 1e-3
 (not fine-tuning's 2e-5) and λ = 1 so that a short run shows the fall; at lr 1e-2 the codes
 collapsed to 0 (pair loss → log 2) within 60 iterations (tried). DHN_BENCH_ALEXNET_ITERS sets
-the length (default 150 iterations: 26 min at the 10.5 s an iteration of README's `make bench`
-table, train.alexnet_dhn_cpu_s_per_iter, on 2 busy cores). The log is kept as
+the length (default 150 iterations, long enough for the loss to fall and the set-up to amortise;
+their cost on 2 cores: train.alexnet_dhn_cpu_s_per_iter in docs/BENCHMARKS.md). The log is kept as
 runs/bench_alexnet_train.log.
 """
 import os

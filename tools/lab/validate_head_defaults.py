@@ -1,15 +1,17 @@
-"""The validation runs behind the frozen head's defaults (README "What held the head back").
+"""The held-out validation behind the frozen head's defaults (netgen.HEAD_DEFAULTS; the runs and
+what they showed: docs/lab/2026-12-06-head-defaults.md).
 
-    . tools/env.sh && python tools/lab/issue21.py NAME BITS [lr=…] [lambda_=…] [alpha=…]
+    . tools/env.sh && python tools/lab/validate_head_defaults.py NAME BITS [lr=…] [lambda_=…] [alpha=…]
                                                   [similar_weight=balanced|…] [iters=…] [seed=…]
 
-Needs the SqueezeNet features of `make features` (README "Real images"). Splits, each copied record
+Needs the SqueezeNet features of `make features` (SqueezeNet from `make weights MODEL=squeezenet`,
+or DHN_SQUEEZENET=<folder>). Splits, each copied record
 for record from the features' training split (convert.subset_split): sweep/train (4,000, trained
 on) and sweep/val (1,000) as the old `make sweep` carved them (sweep.carve_validation with
 val_fraction 0.2, seed 0, before val_database existed); sweep/valq and sweep/vald: the 1,000 val
-records split 500/500 by RandomState(5).permutation. Trains runs/lab21/NAME (omitted options: the
-mode's defaults; alpha=-10 means 10/BITS), scores it fit (val vs train) and held out (valq vs vald),
-and appends both to runs/lab21/results.tsv."""
+records split 500/500 by RandomState(5).permutation. Trains OUT/NAME (OUT = runs/lab/validate_head_defaults;
+omitted options: the mode's defaults; alpha=-10 means 10/BITS), scores it fit (val vs train) and held
+out (valq vs vald), and appends both to OUT/results.tsv."""
 import json
 import os
 import sys
@@ -19,7 +21,8 @@ import numpy as np
 
 from dhn import convert, split_folder, train
 
-SQ = os.path.normpath(os.path.join(os.path.abspath(os.environ.get("DHN_ROOT", ".")), "..", "shared", "data", "squeezenet_v1.0_dc"))
+SQ = os.environ.get("DHN_SQUEEZENET") or os.path.join(os.environ.get("DHN_ROOT", "."), "weights", "squeezenet_v1.0_dc")
+OUT = os.path.join("runs", "lab", "validate_head_defaults")
 FEATURES = os.path.join("data", "cifar10", "features", "squeezenet_v1.0_dc-pool_final")
 
 
@@ -50,11 +53,11 @@ def main(argv):
         t0 = time.time()
         res = train.train("cifar10", bits, "dhn", features=True, backbone=SQ + "/deploy.prototxt:pool_final",
                           weights=SQ + "/squeezenet_v1.0_dc.caffemodel", data_dir=sweep, query=q, database=d,
-                          run_dir=os.path.join("runs", "lab21", name), quiet=True, **kw)
+                          run_dir=os.path.join(OUT, name), quiet=True, **kw)
         scores["%s-vs-%s" % (q, d)] = round(res["map"], 4)
         line = "%s-vs-%s\t%s\t%d\t%s\t%.4f\t%.0fs" % (q, d, name, bits, json.dumps(kw), res["map"], time.time() - t0)
         print(line)
-        with open(os.path.join("runs", "lab21", "results.tsv"), "a") as fh:
+        with open(os.path.join(OUT, "results.tsv"), "a") as fh:
             fh.write(line + "\n")
     return scores
 
