@@ -231,3 +231,20 @@ def test_a_batchnorm_head_trains_without_the_backbones_dropout(tmp_path):
     types = {norm: [layer.type for layer in netgen.train_net("demo", 8, "dhn", backbone=bb, feature_norm=norm).layer]
              for norm in (False, True)}
     assert "Dropout" in types[False] and "Dropout" not in types[True] and "BatchNorm" in types[True]
+
+
+def test_a_fresh_stored_run_states_its_expected_time_before_storing(setup, tmp_path, capsys):
+    """One batch of each net timed before anything is stored; a run whose splits are stored says nothing."""
+    bb = _bb(setup)
+    exp = stored.expected_seconds(bb, "c1", setup["model"], 16, to_store=100, iters=50, to_encode=40, batch=8)
+    assert set(exp) == {"store", "train", "encode"} and all(sec > 0 and rate > 0 for sec, rate in exp.values())
+    assert exp["store"][0] == pytest.approx(100 / exp["store"][1]) and exp["train"][0] == pytest.approx(50 * exp["train"][1])
+    line = stored.describe_expected(exp, 100, 50, 40)
+    assert line.startswith("expected ≈ ") and "store 100 views" in line and "train 50 iterations" in line
+    data, _ = datagen.converted_demo(str(tmp_path), 120, seed=3, order_seed=2, n_train=80, n_query=20)
+    for _ in range(2):
+        train.train("demo", 16, "dhn", backbone=setup["spec"], weights=setup["model"], upper="1", mean=MEAN, scale=SCALE,
+                    data_dir=data, run_dir=str(tmp_path / "run"), iters=2)
+    said = capsys.readouterr().err
+    assert said.count("dhn.train: expected ≈ ") == 1 and "store 200 views" in said and "train 2 iterations" in said
+    assert said.index("dhn.train: expected") < said.index("dhn.stored: demo/train")

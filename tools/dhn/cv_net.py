@@ -13,6 +13,9 @@ OpenCVNet offers the part of pycaffe's Net that encode.forward_batches uses: ``i
 import numpy as np
 
 ENGINES = ("caffe", "opencv")
+# OpenCV's own threads split each layer; small batches keep its working set in cache, and it ran
+# SqueezeNet faster at 2-8 images a batch than at Caffe's 64 (docs/BENCHMARKS.md).
+BATCH = 8
 
 
 class _InputBlob:
@@ -52,6 +55,11 @@ class OpenCVNet:
             raise ValueError("OpenCVNet gives %s only, not %s" % (self.out_blob, ", ".join(blobs)))
         self.net.setInput(self.blobs[self.inputs[0]].data)
         return {self.out_blob: self.net.forward(self.out_layer)}
+
+
+def net_batch(engine, gpu, batch):
+    """The batch a forward pass of ``engine`` runs at: BATCH for OpenCV on a CPU, else ``batch``."""
+    return BATCH if engine == "opencv" and gpu is None else batch
 
 
 def forward_net(prototxt, caffemodel, crop, out_blob, gpu, engine="caffe"):

@@ -97,6 +97,13 @@ def run_tag(bb, cut):
     return "%s-upper-%s" % (bb["name"], cut_name(cut))
 
 
+def stored_folder(data_dir, bb, cut):
+    """Where store() keeps a backbone's outputs at a cut: beside the converted images,
+    data/<dataset>/lmdb -> data/<dataset>/stored/<net>-<cut>[<transform>]."""
+    return os.path.join(os.path.dirname(os.path.abspath(data_dir)), "stored", "%s-%s%s" % (
+        bb["name"], cut_name(cut), features.transform_suffix(bb["mean"], bb["scale"])))
+
+
 def read_blobs(split_dir):
     """(blobs memmap (N·V)×C×H×W, manifest) of a finished stored split; DatasetError otherwise."""
     manifest = split_folder.check_split(split_dir)
@@ -120,6 +127,8 @@ def store_split(split_dir, out_dir, lower, weights, views=1, batch=64, gpu=None,
     done = convert.finished_split(out_dir, key) if key is not None else None
     if done:
         return done
+
+    batch = cv_net.net_batch(engine, gpu, batch)
 
     def fill(tmp):
         deploy, blob = features.write_backbone_net(lower, tmp, batch)
@@ -167,9 +176,7 @@ def store(dataset, spec, weights, cut, splits=("train", "query", "database"), vi
     lower, _, _ = split_backbone(bb, cut)
     root = os.environ.get("DHN_ROOT", ".")
     data_dir = data_dir or os.path.join(root, "data", dataset, "lmdb")
-    # beside the converted images: data/<dataset>/lmdb -> data/<dataset>/stored/<net>-<cut>
-    out = out or os.path.join(os.path.dirname(os.path.abspath(data_dir)), "stored", "%s-%s%s" % (
-        bb["name"], cut_name(cut), features.transform_suffix(bb["mean"], bb["scale"])))
+    out = out or stored_folder(data_dir, bb, cut)
     backbone = dict(name=bb["name"], spec=spec, cut=cut, weights=os.path.abspath(weights),
                     weights_sha256=file_digest(weights, "sha256"), crop=bb["crop"], mean=list(bb["mean"]),
                     scale=bb["scale"])
@@ -190,6 +197,57 @@ def store(dataset, spec, weights, cut, splits=("train", "query", "database"), vi
                  os.path.getsize(os.path.join(out, split, BLOBS)) / 1e9, m["images_per_s"], os.path.join(out, split),
                  "" if fresh else " (up to date)"), file=sys.stderr)
     return out, done
+
+
+def expected_seconds(bb, cut, weights, bits, to_store, iters, to_encode, batch=64, engine=ENGINE):
+    """What a stored-mode run will cost on this machine, from one batch of each net timed now:
+    {store, train, encode: (seconds, rate)} for ``to_store`` lower-part forwards (images × views),
+    ``iters`` training steps (forward and backward of the layers above the cut and fch; the data
+    layer and losses are not counted) and ``to_encode`` images through the stored deploy net."""
+    import tempfile
+    import caffe
+    lower, upper, blob = split_backbone(bb, cut)
+    with tempfile.TemporaryDirectory() as tmp:
+        store_batch = cv_net.net_batch(engine, None, batch)
+        deploy, _ = features.write_backbone_net(lower, tmp, store_batch)
+        net = cv_net.forward_net(deploy, weights, lower["crop"], blob, None, engine)
+        data = net.blobs[net.inputs[0]].data
+        data[...] = np.random.RandomState(0).uniform(-100, 100, data.shape)
+        shape = net.forward(blobs=[blob])[blob].shape[1:]
+        t0 = time.perf_counter()
+        for _ in range(max(1, batch // store_batch)):
+            net.forward(blobs=[blob])
+        store_rate = max(batch, store_batch) / (time.perf_counter() - t0)
+        proto = netgen.deploy_net("cifar10", bits, batch, backbone=netgen.stored_backbone(bb, upper, blob, shape, cut),
+                                  feature_norm=True)
+        proto.force_backward = True
+        path = os.path.join(tmp, "upper.prototxt")
+        with open(path, "w") as fh:
+            fh.write(str(proto))
+        up = caffe.Net(path, caffe.TEST)
+        up.blobs[up.inputs[0]].data[...] = np.random.RandomState(1).gamma(1.0, 1.0, up.blobs[up.inputs[0]].data.shape)
+        up.forward()
+        t0 = time.perf_counter()
+        up.forward()
+        forward = time.perf_counter() - t0
+        up.blobs["code"].diff[...] = 1e-3
+        t0 = time.perf_counter()
+        up.backward()
+        step = forward + time.perf_counter() - t0
+    return dict(store=(to_store / store_rate, store_rate), train=(iters * step, step),
+                encode=(to_encode * forward / batch, batch / forward))
+
+
+def describe_expected(expected, to_store, iters, to_encode):
+    """One line for the user, from expected_seconds()."""
+    def minutes(sec):
+        return "%.0f min" % (sec / 60) if sec >= 90 else "%.0f s" % sec
+    total = sum(sec for sec, _ in expected.values())
+    return ("expected ≈ %s here: store %s views ≈ %s (%.0f img/s), train %s iterations ≈ %s (%.2f s each), "
+            "encode %s ≈ %s (%.0f img/s); one batch of each timed just now"
+            % (minutes(total), format(to_store, ","), minutes(expected["store"][0]), expected["store"][1],
+               format(iters, ","), minutes(expected["train"][0]), expected["train"][1], format(to_encode, ","),
+               minutes(expected["encode"][0]), expected["encode"][1]))
 
 
 def encode_blobs(deploy_prototxt, caffemodel, split_dir, batch=64, code_blob="code", gpu=None, progress=True):

@@ -271,6 +271,8 @@ def _stored_model_and_data(s, root):
             out = s.data_dir     # stored splits already (e.g. a validation carved from them, dhn.sweep)
             manifests = {"train": split_folder.check_split(os.path.join(out, "train"))}
         else:   # data_dir: the converted images; their stored outputs beside them
+            if not s.quiet:
+                _say_expected(s, bb, cut, root)
             out, manifests = stored.store(s.dataset, s.backbone, s.weights, cut, ("train", s.query, s.database),
                                           views=s.views or stored.TRAIN_VIEWS, mean=s.mean, scale=s.scale,
                                           data_dir=s.data_dir, progress=not s.quiet)
@@ -278,6 +280,25 @@ def _stored_model_and_data(s, root):
         raise TrainError(str(e)) from None
     sbb = netgen.stored_backbone(bb, upper, blob, manifests["train"]["blobs"]["shape"], cut)
     return sbb, bb, s.backbone, s.weights, out, "-" + stored.run_tag(bb, cut)
+
+
+def _say_expected(s, bb, cut, root):
+    """Before a stored-mode run stores anything: what it will cost here (stored.expected_seconds),
+    so that a user can plan. Said only when some split is still to be stored (a fresh run)."""
+    data_dir = s.data_dir or os.path.join(root, "data", s.dataset, "lmdb")
+    views = s.views or stored.TRAIN_VIEWS
+    try:
+        counts = {split: split_folder.check_split(os.path.join(data_dir, split))["count"]
+                  for split in ("train", s.query, s.database)}
+    except DatasetError:
+        return          # store() says what is missing
+    out = stored.stored_folder(data_dir, bb, cut)
+    if all(os.path.isfile(os.path.join(out, split, "manifest.json")) for split in counts):
+        return          # stored before: only training and encoding are left, and their bars say when
+    to_store = counts["train"] * views + counts[s.query] + counts[s.database]
+    iters, to_encode = schedule(s.dataset, s.iters).max_iter, counts[s.query] + counts[s.database]
+    expected = stored.expected_seconds(bb, cut, s.weights, s.bits, to_store, iters, to_encode)
+    print("dhn.train: " + stored.describe_expected(expected, to_store, iters, to_encode), file=sys.stderr)
 
 
 def whole_foreign_net(settings):
