@@ -42,3 +42,24 @@ def test_a_failing_bench_keeps_the_others(tmp_path, monkeypatch, capsys):
     assert e.value.code == 1
     assert json.loads(out.read_text()) == {"zgood.value": 1.5}
     assert "bench_zbad failed: ValueError: broken on purpose" in capsys.readouterr().err
+
+
+def test_the_peak_bench_counts_flops_and_multiplies_through_caffes_blas(tmp_path):
+    """bench_peak's parts, small: the SGEMM it times is Caffe's BLAS's and checked against numpy;
+    the multiply-adds of a net are counted per layer as a hand count gives them."""
+    pytest.importorskip("caffe")
+    from dhn.bench import bench_peak
+    assert "blas" in bench_peak.caffe_blas()
+    assert bench_peak.sgemm_gflops(n=256, repeat=1) > 0
+    path = tmp_path / "net.prototxt"
+    path.write_text("""
+layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "conv" type: "Convolution" bottom: "x" top: "c" convolution_param { num_output: 4 kernel_size: 3 pad: 1 } }
+layer { name: "relu" type: "ReLU" bottom: "c" top: "c" }
+layer { name: "fc" type: "InnerProduct" bottom: "c" top: "y" inner_product_param { num_output: 5 } }
+""")
+    import caffe
+    macs = bench_peak.layer_macs(caffe.Net(str(path), caffe.TEST))
+    assert macs == {"conv": 4 * 8 * 8 * 3 * 3 * 3, "fc": 5 * 4 * 8 * 8}
+    # a step: forward and weight gradient of both, the bottom gradient of all but the lowest
+    assert bench_peak.train_step_gflop(str(path), batch=2) == pytest.approx(2.0 * 2 * (2 * sum(macs.values()) + macs["fc"]) / 1e9)
