@@ -21,7 +21,7 @@ MODEL_ARGS = $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(BACKBONE),--backbone $
 RUN_ARGS = $(if $(RUN),--run $(RUN)) $(if $(filter 1,$(FORCE_NEW)),--force-new) $(if $(filter 1,$(FORCE)),--force) \
            $(if $(DATABASE),--database $(DATABASE))
 
-.PHONY: setup system-deps venv caffe test demo train sweep features search gallery table-cpu weights data report bench prototxt gpu-bundle clean-caffe
+.PHONY: setup system-deps venv caffe test demo train sweep features search gallery table-cpu weights data report keep bench prototxt gpu-bundle clean-caffe
 
 setup: system-deps venv caffe
 	@$(ENV) echo "dhn: ready. venv: $$DHN_VENV  caffe: $$CAFFE_ROOT  (wrapper: tools/caffe)"
@@ -82,8 +82,13 @@ table-cpu:
 weights:
 	$(ENV) python -m dhn.weights $(if $(MODEL),--model $(MODEL)) $(if $(MIRROR),--mirror $(MIRROR)) $(if $(OUT),--out $(OUT))
 
+# runs/ and the kept results in results/ -> runs/report.md
 report:
 	$(ENV) python -m dhn.report
+
+# copy finished runs' config.json and results*.json into results/ (committed): RUN="runs/NAME ..."
+keep:
+	$(ENV) python -m dhn.kept $(RUN)
 
 bench:
 	$(ENV) python -m dhn.bench

@@ -183,7 +183,8 @@ def test_report_without_runs(tmp_path, capsys):
     # a folder that is not there (a typo) is said, and made nowhere
     assert report.main(["--runs", str(tmp_path / "rusn")]) == 2
     assert capsys.readouterr().err.endswith("error: %s: no such folder: give the folder that holds the run folders "
-                                            "(--runs; make train writes runs/NAME/)\n" % (tmp_path / "rusn"))
+                                            "(--runs; make train writes runs/NAME/, make keep copies a run's results "
+                                            "into results/)\n" % (tmp_path / "rusn"))
     assert not os.path.exists(tmp_path / "rusn")
 
 

@@ -23,7 +23,9 @@ import sys
 
 import numpy as np
 
+from dhn import kept
 from dhn.atomic import write_atomic
+from dhn.kept import short_backbone
 from dhn.datasets import DatasetError, read_json
 
 VARIANTS = ("dhn", "dhn-b", "dhn-q", "dhn-e")
@@ -98,17 +100,6 @@ def load_baselines(runs_dir):
     return out
 
 
-def _short(spec):
-    """A backbone spec's short name: 'alexnet', or the model folder / file of DEPLOY:LAYER."""
-    if not spec or ":" not in spec:
-        return spec
-    path, _, layer = spec.rpartition(":")
-    name = os.path.splitext(os.path.basename(path))[0]
-    if name in ("deploy", "train_val"):
-        name = os.path.basename(os.path.dirname(path))
-    return "%s:%s" % (name, layer)
-
-
 def _alpha_per_bits(run):
     """α·K rounded, where α is a whole number over the code length (10/K: one setting at every K)."""
     alpha, bits = run.get("alpha"), run.get("bits")
@@ -148,7 +139,7 @@ def setting(run, lambdas=None):
     parts = []
     backbone = run.get("backbone")
     if backbone and backbone != PAPER_SETTING["backbone"]:
-        parts.append("backbone " + _short(backbone))
+        parts.append("backbone " + short_backbone(backbone))
     if run.get("mode") != PAPER_SETTING["mode"]:
         parts.append(run["mode"])
     if run.get("max_iter") != PAPER_SETTING["max_iter"]:
@@ -335,26 +326,42 @@ def plot(runs, baselines, png):
 def main(argv=None):
     root = os.environ.get("DHN_ROOT", ".")
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", default=os.path.join(root, "runs"))
-    ap.add_argument("--out", default=None, help="default: RUNS/report.md")
+    ap.add_argument("--runs", action="append", help="a folder of run folders; repeat for several (default: runs "
+                    "and the kept results, %s/; a run in both is read from the first)" % kept.FOLDER)
+    ap.add_argument("--out", default=None, help="default: runs/report.md")
     args = ap.parse_args(argv)
-    if not os.path.isdir(args.runs):
+    folders = args.runs or [os.path.join(root, "runs"), kept.folder(root)]
+    present = [f for f in folders if os.path.isdir(f)]
+    if not present:
         print("error: %s: no such folder: give the folder that holds the run folders (--runs; make train writes "
-              "runs/NAME/)" % args.runs, file=sys.stderr)
+              "runs/NAME/, make keep copies a run's results into %s/)" % (" or ".join(folders), kept.FOLDER),
+              file=sys.stderr)
         return 2
     try:
-        runs, baselines = load_runs(args.runs), load_baselines(args.runs)
+        runs, baselines = load_all(present)
     except DatasetError as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
     text = tables(runs, baselines)
-    out = args.out or os.path.join(args.runs, "report.md")
+    out = args.out or os.path.join(args.runs[0] if args.runs else os.path.join(root, "runs"), "report.md")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     write_atomic(out, text)
     print(text)
     png = plot(runs, baselines, os.path.splitext(out)[0] + "_map_vs_bits.png")
     print("wrote %s%s" % (out, " and " + png if png else ""), file=sys.stderr)
     return 0
+
+
+def load_all(folders):
+    """(runs, baselines) of several folders of run folders; a run or baselines folder of the same
+    name in two of them (runs/ and its kept copy) is read once, from the first."""
+    runs, baselines, seen_runs, seen_baselines = [], [], set(), set()
+    for f in folders:
+        runs += [r for r in load_runs(f) if r["run"] not in seen_runs]
+        seen_runs |= {r["run"] for r in runs}
+        baselines += [b for b in load_baselines(f) if b["name"] not in seen_baselines]
+        seen_baselines |= {b["name"] for b in baselines}
+    return runs, baselines
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ class RunSettings:
     quiet: bool = False
     force: bool = False           # evaluate again though results exist
     force_new: bool = False       # start over a folder that holds another configuration
+    reuse_kept: bool = False      # a run of this name and configuration kept in results/ (dhn.kept) is done
 
     def resolved(self):
         """These settings with what no option set filled in, typed as config.json records them:

@@ -30,7 +30,7 @@ import sys
 import time
 from dataclasses import replace
 
-from . import baselines, evaluate, features, netgen, report, stored, sweep, train
+from . import baselines, evaluate, features, kept, netgen, report, run_folder, stored, sweep, train
 from .atomic import write_atomic
 from .run_folder import RunSettings, TrainError
 
@@ -54,7 +54,7 @@ def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48),
     times["features_s"] = round(time.time() - t0, 1)
     # every run's settings but its bits, variant, lr, λ and seed (set per run below)
     base = RunSettings(dataset, 0, "dhn", features=not upper, upper=upper, backbone=backbone, weights=weights,
-                       mean=mean, scale=scale, iters=iters, quiet=True)
+                       mean=mean, scale=scale, iters=iters, quiet=True, reuse_kept=True)
     tag = fname + "-frozen"
     if upper:
         if cross_validate:
@@ -82,11 +82,12 @@ def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48),
                 if upper and variant == "dhn-b":     # DHN's net, its codes ranked by inner product
                     dhn = replace(base, bits=k, variant="dhn", lr=lr, lambda_=lam, seed=seed, database=database,
                                   run_dir=os.path.join(root, "runs", run_name(dataset, k, "dhn", tag, seed)))
-                    train.run(dhn)
-                    res = evaluate.inner_product_run(dhn.run_dir, run_dir, "query", database)
+                    res = _inner_product_run(dhn, run_dir, database, root)
                 else:
                     res = train.run(replace(base, bits=k, variant=variant, lr=lr, lambda_=lam,   # DHN-Q: 0 (resolved)
                                             seed=seed, database=database, run_dir=run_dir))
+                if _trained_here(run_dir, database):     # not kept from another machine: keep it
+                    kept.keep(run_dir, root)
                 print("dhn.table: %s %d bits seed %d: MAP %.4f" % (variant, k, seed, res["map"]), file=sys.stderr)
     times["runs_s"] = round(time.time() - t0, 1)
     t0 = time.time()
@@ -95,6 +96,7 @@ def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48),
     bdir = os.path.join(root, "runs", "baselines-%s-%s" % (fname, database))
     os.makedirs(bdir, exist_ok=True)
     write_atomic(os.path.join(bdir, "baselines.json"), json.dumps(bl, indent=1))
+    kept.keep(bdir, root)
     times["baselines_s"] = round(time.time() - t0, 1)
     report.main([])
     write_atomic(os.path.join(out, "table-upper.json" if upper else "table.json"), json.dumps(
@@ -102,6 +104,31 @@ def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48),
          "iters": iters, "database": database, "upper": upper, "choices": {str(k): v for k, v in choices.items()},
          "seconds": times, "total_s": round(sum(times.values()), 1)}, indent=1))
     return choices, times
+
+
+def _inner_product_run(dhn, run_dir, database, root):
+    """DHN-B of a stored-mode DHN run (evaluate.inner_product_run): from its codes where the DHN run
+    was trained here; its kept results where both were kept on another machine; else DHN is
+    trained here first."""
+    train.run(dhn)
+    results = run_folder.results_name("query", database)
+    if not _trained_here(dhn.run_dir, database):     # DHN kept, not trained here: DHN-B kept with it?
+        doc = kept.find(os.path.basename(run_dir), dict(read_kept_identity(dhn.run_dir, root), variant="dhn-b"),
+                        results, root)
+        if doc:
+            return doc
+        train.run(replace(dhn, reuse_kept=False))
+    return evaluate.inner_product_run(dhn.run_dir, run_dir, "query", database)
+
+
+def _trained_here(run_dir, database):
+    """The run folder holds its results (a run counted as done from results/ leaves none here)."""
+    return os.path.isfile(os.path.join(run_dir, run_folder.results_name("query", database)))
+
+
+def read_kept_identity(run_dir, root):
+    """The recorded identity of the run kept under run_dir's name."""
+    return run_folder.read_config(os.path.join(kept.folder(root), os.path.basename(run_dir)))["identity"]
 
 
 def main(argv=None):

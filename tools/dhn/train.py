@@ -25,7 +25,7 @@ import threading
 from dataclasses import replace
 from typing import NamedTuple
 
-from . import evaluate, netgen, recalibrate, run_folder, split_folder, stored
+from . import evaluate, kept, netgen, recalibrate, run_folder, split_folder, stored
 from .atomic import write_atomic
 from .datasets import DatasetError, file_digest
 from .features import FeatureError, backbone_of, features_dir
@@ -395,6 +395,14 @@ def run(settings):
         run_folder.file_results_by_database(run_dir)
         results_path = os.path.join(run_dir, run_folder.results_name(query, database))
         done = run_folder.load_results(results_path, query, database) if same and not s.force else None
+        if not done and s.reuse_kept and not (s.force or s.force_new):
+            # trained on another machine (make table-cpu): its results, not a second training
+            done = kept.find(os.path.basename(os.path.abspath(run_dir)), identity,
+                             run_folder.results_name(query, database), root)
+            if done:
+                if not s.quiet:
+                    print("%s: kept in %s" % (run_dir, kept.FOLDER), file=sys.stderr)
+                return done
         if done:
             if not s.quiet:
                 print("%s exists: the run is done (pass --force, make: FORCE=1, to evaluate again)" % results_path,
