@@ -108,6 +108,8 @@ DEMO_LR = 1e-2
 DEMO_LAMBDA = 1.0
 
 PROTOTXT_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "prototxt")
+# the paper's backbone as a deploy net that the stored mode cuts (alexnet_deploy(), committed)
+ALEXNET_DEPLOY = os.path.normpath(os.path.join(os.path.abspath(PROTOTXT_DIR), "alexnet", "deploy.prototxt"))
 
 LEARN = [dict(lr_mult=1, decay_mult=1), dict(lr_mult=2, decay_mult=0)]
 FCH_LEARN = [dict(lr_mult=10, decay_mult=1), dict(lr_mult=20, decay_mult=0)]
@@ -472,10 +474,19 @@ def prototxt_set(dataset, bits, variant, folder):
     return {name: HEADER + str(proto) for name, proto in files.items()}
 
 
+def alexnet_deploy():
+    """BVLC AlexNet conv1–fc7 alone as a deploy net (batch 1), prototxt/alexnet/deploy.prototxt:
+    what the stored mode cuts (foreign_backbone) when a run names no other backbone."""
+    proto = backbone_net(_backbone("cifar10", "alexnet"), batch=1)
+    proto.name = "alexnet"
+    return proto
+
+
 def committed_files():
     """{relative path under prototxt/: text}: the canonical set of each dataset (DHN, 48 bits;
-    the demo's 16), exactly what `make prototxt` writes and the repository holds."""
-    files = {}
+    the demo's 16) and AlexNet's deploy net, exactly what `make prototxt` writes and the repository
+    holds."""
+    files = {"alexnet/deploy.prototxt": str(alexnet_deploy())}
     for dataset in DATASETS:
         bits = 16 if dataset == "demo" else CANONICAL_BITS
         for name, text in prototxt_set(dataset, bits, CANONICAL_VARIANT, "prototxt/" + dataset).items():

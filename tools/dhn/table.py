@@ -45,6 +45,8 @@ def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48),
           cross_validate=False, upper=None, mean=None, scale=None):
     """``mean`` (B,G,R) and ``scale``: the backbone's input transform, as dhn.train and dhn.features take it."""
     root = os.environ.get("DHN_ROOT", ".")
+    if upper and not backbone:       # the stored mode on the paper's AlexNet
+        backbone, weights = train.paper_net(dataset, weights, root)
     out = os.path.join(root, "runs", "table")
     os.makedirs(out, exist_ok=True)
     times, choices = {}, {}

@@ -256,6 +256,18 @@ def _model_and_data(settings, root):
     return bb, bb, backbone or netgen.DATASETS[dataset]["backbone"], weights, data_dir, ("-" + bb["name"] if bb else "")
 
 
+def paper_net(dataset, weights, root):
+    """(DEPLOY:LAYER, caffemodel) of the dataset's own pretrained net for the stored mode, which
+    cuts a deploy net: AlexNet conv1–fc7 (netgen.ALEXNET_DEPLOY) and its ImageNet weights."""
+    if netgen.DATASETS[dataset]["backbone"] != "alexnet":
+        raise TrainError("UPPER= cuts a pretrained net and the %s dataset's own net is trained from scratch: give "
+                         "BACKBONE=DEPLOY.prototxt:LAYER and WEIGHTS=" % dataset)
+    weights = weights or os.path.join(root, "weights", "bvlc_alexnet.caffemodel")
+    if not os.path.exists(weights):
+        raise TrainError("%s: ImageNet AlexNet weights missing; run `make weights` (or pass --weights)" % weights)
+    return netgen.ALEXNET_DEPLOY + ":fc7", weights
+
+
 def _stored_model_and_data(s, root):
     """_model_and_data of the stored mode (dhn.stored): the lower layers' outputs of train, query
     and database, stored first where missing (resuming split by split), feed the upper layers."""
@@ -350,6 +362,8 @@ def run(settings):
     if settings.dataset not in netgen.DATASETS:
         raise TrainError("unknown dataset %r (one of %s)" % (settings.dataset, ", ".join(netgen.DATASETS)))
     root = os.environ.get("DHN_ROOT", ".")
+    if settings.upper and not settings.backbone:
+        settings = replace(settings, **dict(zip(("backbone", "weights"), paper_net(settings.dataset, settings.weights, root))))
     if settings.init_fch is None and whole_foreign_net(settings):
         settings = replace(settings, init_fch=fit_head(settings))
     elif settings.init_fch == "none":       # asked for a cold start: a random fch on the whole net
