@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from dhn import convert, netgen, split_folder, synthetic, train
+from dhn import convert, netgen, split_folder, stored, synthetic, train
 from dhn.run_folder import TrainError
 from test_train_caffe import BVLC_ALEXNET_SHAPES
 
@@ -33,6 +33,10 @@ def test_the_committed_alexnet_deploy_net_has_bvlcs_names_and_shapes():
     net = caffe.Net(netgen.ALEXNET_DEPLOY, caffe.TEST)
     assert {name: net.params[name][0].data.shape for name in net.params} == BVLC_ALEXNET_SHAPES
     assert net.blobs["data"].data.shape == (1, 3, 227, 227) and net.outputs == ["fc7"]
+    bb = netgen.foreign_backbone(netgen.ALEXNET_DEPLOY + ":fc7")
+    assert bb["name"] == "alexnet" and stored.default_cut(bb) == "fc6"
+    _, upper, blob = stored.split_backbone(bb, "pool5")      # UPPER=pool5: fc6 and fc7 train
+    assert blob == "pool5" and [layer.name for layer in upper] == ["fc6", "relu6", "fc7", "relu7"]
 
 
 def test_upper_without_a_backbone_stores_alexnets_fc6_and_trains_fc7_with_fch(setup, tmp_path):
