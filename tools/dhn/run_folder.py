@@ -69,6 +69,39 @@ class RunSettings:
     force_new: bool = False       # start over a folder that holds another configuration
     reuse_kept: bool = False      # a run of this name and configuration kept in results/ (dhn.kept) is done
 
+    def check(self):
+        """These settings, or TrainError (one line naming the option and what it accepts) for a value
+        out of range: checked once, before anything is stored, trained or written."""
+        import math
+
+        def bad(option, value, accepts):
+            raise TrainError("--%s %s: %s" % (option, value, accepts))
+        if self.dataset not in netgen.DATASETS:
+            bad("dataset", self.dataset, "one of %s" % ", ".join(sorted(netgen.DATASETS)))
+        if self.variant not in netgen.VARIANTS + ("dhn-b",):
+            bad("variant", self.variant, "one of %s" % ", ".join(netgen.VARIANTS + ("dhn-b",)))
+        for option, value, low, accepts in (("bits", self.bits, 1, "a code length, a whole number of bits >= 1"),
+                                            ("iters", self.iters, 1, "a whole number of iterations >= 1"),
+                                            ("seed", self.seed, 0, "a whole number >= 0"),
+                                            ("batch", self.batch, 2, "a whole number >= 2 (the loss is over pairs)"),
+                                            ("views", self.views, 1, "1, 2 or 10 views a training image")):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                bad(option, value, accepts)
+        if self.views is not None and self.views not in (1, 2, 10):
+            bad("views", self.views, "1, 2 or 10 views a training image")
+        for option, value, positive in (("lr", self.lr, True), ("alpha", self.alpha, True),
+                                        ("lambda", self.lambda_, False), ("backbone-lr-mult", self.backbone_lr_mult, False)):
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)
+                                          and (value > 0 if positive else value >= 0)):
+                bad(option, value, "a %s number" % ("positive" if positive else "finite, non-negative"))
+        if self.similar_weight is not None and self.similar_weight != "balanced" and not (
+                isinstance(self.similar_weight, (int, float)) and math.isfinite(self.similar_weight)
+                and self.similar_weight > 0):
+            bad("similar-weight", self.similar_weight, "a positive number or 'balanced'")
+        if self.upper is not None and not str(self.upper).strip():
+            bad("upper", repr(self.upper), "a layer of the backbone, or 1 (below its last learnable layer)")
+        return self
+
     def resolved(self):
         """These settings with what no option set filled in, typed as config.json records them:
         lr, λ, α and the similar-pair weight are the paper's for the dataset's own net and the

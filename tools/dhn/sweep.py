@@ -85,7 +85,10 @@ def run(settings, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, val_fraction=0.2, out=No
     """The grid on the validation split, each point a dhn.train run of these settings with its lr
     and λ; features/backbone as dhn.train takes them (the frozen-feature mode sweeps on the
     backbone's features, carved the same way)."""
-    s = settings
+    s = settings.check()
+    for lr in lrs:              # the grid's points too, before the validation split is carved
+        for lam in lambdas:
+            replace(s, lr=lr, lambda_=lam).check()
     dataset, bits, weights, data_dir = s.dataset, s.bits, s.weights, s.data_dir
     root = os.environ.get("DHN_ROOT", ".")
     tag = ""

@@ -44,6 +44,11 @@ def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48),
           database="database", lrs=sweep.PAPER_LRS, lambdas=sweep.PAPER_LAMBDAS, variants=("dhn", "dhn-q", "dhn-e", "dhn-b"),
           cross_validate=False, upper=None, mean=None, scale=None):
     """``mean`` (B,G,R) and ``scale``: the backbone's input transform, as dhn.train and dhn.features take it."""
+    for k in bits:                   # every run's settings checked before the features are extracted
+        for seed in seeds:
+            RunSettings(dataset, k, "dhn", iters=iters, seed=seed, upper=upper).check()
+    for variant in variants:
+        RunSettings(dataset, 48, variant).check()
     root = os.environ.get("DHN_ROOT", ".")
     if upper and not backbone:       # the stored mode on the paper's AlexNet
         backbone, weights = train.paper_net(dataset, weights, root)

@@ -359,8 +359,7 @@ def run(settings):
     inputs. ``init_fch``: fine-tune from the trained layers of a frozen or stored-mode run (its
     folder or caffemodel) instead of a random fch (run_folder.warm_start); whole-net fine-tuning
     of a ``backbone`` fits that head first by itself (fit_head; "none": a random fch)."""
-    if settings.dataset not in netgen.DATASETS:
-        raise TrainError("unknown dataset %r (one of %s)" % (settings.dataset, ", ".join(netgen.DATASETS)))
+    settings.check()
     root = os.environ.get("DHN_ROOT", ".")
     if settings.upper and not settings.backbone:
         settings = replace(settings, **dict(zip(("backbone", "weights"), paper_net(settings.dataset, settings.weights, root))))
