@@ -91,13 +91,19 @@ def test_the_data_layer_serves_one_stored_view_of_each_record(setup, tmp_path):
                         'layer: "ShuffledData" param_str: "{\'source\': \'%s\', \'batch_size\': 240, \'seed\': 3}" } }'
                         % src)
     net = caffe.Net(str(net_path), caffe.TRAIN)
-    net.forward()
     blobs, _ = stored.read_blobs(src)
     labels = split_folder.read_split_labels(src)
-    got = net.blobs["c1"].data
-    for k in range(240):     # each row is view 0 or 1 of some record, whose labels come with it
-        rec = [i for i in range(240) if any(np.array_equal(got[k], blobs[2 * i + v]) for v in (0, 1))]
-        assert rec and any(np.array_equal(net.blobs["label"].data[k].reshape(-1), labels[i]) for i in rec)
+    index = {blobs[r].tobytes(): r for r in range(len(blobs))}     # stored row (2·record + view) of a view
+    epochs = []
+    for _ in range(2):       # one batch = one epoch of the 240 records
+        net.forward()
+        rows = [index[net.blobs["c1"].data[k].astype(np.float16).tobytes()] for k in range(240)]
+        assert sorted(r // 2 for r in rows) == list(range(240))      # every record once, as one of its views
+        for k, r in enumerate(rows):                                   # with its own labels
+            np.testing.assert_array_equal(net.blobs["label"].data[k].reshape(-1), labels[r // 2])
+        epochs.append(rows)
+    assert epochs[0] != epochs[1]        # reshuffled, and the views drawn again
+    assert {r % 2 for r in epochs[0] + epochs[1]} == {0, 1}
 
 
 def test_a_subset_of_a_stored_split_copies_its_views(setup, tmp_path):
