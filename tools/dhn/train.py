@@ -444,7 +444,7 @@ def run(settings):
         plot_loss(os.path.join(run_dir, "train.log"), os.path.join(run_dir, "loss.png"))
         if identity["bn_recalibration"]:
             final = recalibrated(run_dir, final, data_dir, s)
-        meta = dict(identity, lambda_=identity["lambda"], query=query, database=database,
+        meta = dict(identity, query=query, database=database,
                     caffe=config["caffe"], commit=config["commit"], run=os.path.basename(os.path.abspath(run_dir)))
         return evaluate.evaluate_run(run_dir, dataset, bits, variant, final, data_dir, gpu=s.gpu, query=query,
                                      database=database, R=evaluate.DATASET_R.get(dataset), meta=meta)
