@@ -102,3 +102,13 @@ def test_the_published_kept_table_is_rebuilt_from_results_cell_for_cell():
     for line in table.splitlines():
         if line.startswith("|"):
             assert line in published, "docs/RESULTS.md lacks the kept row %r: run make report, copy its table" % line
+
+
+def test_runs_from_machines_that_kept_the_backbone_elsewhere_share_a_cell(tmp_path):
+    for seed, where in ((1, "/m1/weights"), (2, "../shared/data")):
+        fake_run(tmp_path / "results", "b-s%d" % seed, 0.50 + seed / 100, seed)
+        path = tmp_path / "results" / ("b-s%d" % seed) / "results.json"
+        doc = json.loads(path.read_text())
+        path.write_text(json.dumps(dict(doc, backbone=where + "/squeezenet_v1.0_dc/deploy.prototxt:pool_final")))
+    runs, _ = report.load_all([str(tmp_path / "results")])
+    assert "0.515 ± 0.007 (2)" in report.tables(runs)

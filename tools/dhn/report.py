@@ -185,6 +185,8 @@ def config_key(run):
         return ("unrecorded", run["run"])
     per = _alpha_per_bits(run)
     run = dict(run, alpha="%d/K" % per) if per else run     # 10/K at every length is one configuration
+    # one backbone wherever its file lay (its weights' sha256 is recorded): runs from several machines
+    run = dict(run, backbone=short_backbone(run.get("backbone")))
     return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in run.items()
                         if k not in GROUP_IGNORES and v is not None))
 
