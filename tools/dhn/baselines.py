@@ -21,7 +21,7 @@ import sys
 
 import numpy as np
 
-from dhn import lmdb_io, metrics, split_folder
+from dhn import lmdb_io, metrics, paths, split_folder
 from dhn.atomic import write_atomic
 from dhn.datasets import DatasetError
 
@@ -125,7 +125,7 @@ def main(argv=None):
     except (DatasetError, ValueError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
-    root = os.environ.get("DHN_ROOT", ".")
+    root = paths.root()
     out = args.out or os.path.join(root, "runs", "baselines-%s-%s" % (os.path.basename(os.path.normpath(args.features_dir)),
                                                                        args.database))
     os.makedirs(out, exist_ok=True)

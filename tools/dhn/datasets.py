@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from . import paths
 from .atomic import write_atomic
 
-DHN_ROOT = os.environ.get("DHN_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-DATA_DIR = os.path.join(DHN_ROOT, "data")
+DATA_DIR = os.path.join(paths.root(), "data")
 
 # The official source and checksum (docs/USAGE.md, Downloads).
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from . import convert, evaluate, runlock, split_folder, synthetic, train
+from . import convert, evaluate, paths, runlock, split_folder, synthetic, train
 from .atomic import write_atomic
 from .datasets import DatasetError
 from .run_folder import RunSettings, TrainError
@@ -62,7 +62,7 @@ def main(argv=None):
     ap.add_argument("--run", default=None, help="run folder (default runs/demo)")
     ap.add_argument("--force", action="store_true", help="retrain from scratch (deletes the run folder: a demo run only)")
     args = ap.parse_args(argv)
-    root = os.environ.get("DHN_ROOT", ".")
+    root = paths.root()
     run_dir = args.run or os.path.join(root, "runs", "demo")
     if args.force and os.path.isdir(run_dir) and set(os.listdir(run_dir)) - {runlock.NAME} and not is_demo_run(run_dir):
         print("error: %s is not a demo run (no config.json or results.json of dataset demo): --force deletes only "

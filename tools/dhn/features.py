@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from . import convert, encode, lmdb_io, netgen, split_folder
+from . import convert, encode, lmdb_io, netgen, paths, split_folder
 from .datasets import DatasetError, file_digest
 
 
@@ -52,7 +52,7 @@ def transform_suffix(mean, scale):
 def backbone_of(dataset, spec=None, mean=None, scale=None, weights=None):
     """(backbone dict, weights path, features name) for the dataset's own backbone or DEPLOY:LAYER;
     the name carries the input transform when it is not the default (transform_suffix)."""
-    root = os.environ.get("DHN_ROOT", ".")
+    root = paths.root()
     if spec:
         try:
             bb = netgen.foreign_backbone(spec, **({"mean": mean} if mean else {}), scale=scale or 1.0)
@@ -90,7 +90,7 @@ def check_weights(bb, weights, spec):
 
 
 def features_dir(dataset, name, root=None):
-    root = root or os.environ.get("DHN_ROOT", ".")
+    root = root or paths.root()
     return os.path.join(root, "data", dataset, "features", name)
 
 
@@ -149,7 +149,7 @@ def extract(dataset, splits=("train", "query", "database"), spec=None, weights=N
     """Features of each split; returns (features folder, {split: manifest})."""
     bb, weights, name = backbone_of(dataset, spec, mean, scale, weights)
     check_weights(bb, weights, spec)
-    root = os.environ.get("DHN_ROOT", ".")
+    root = paths.root()
     data_dir = data_dir or os.path.join(root, "data", dataset, "lmdb")
     out = out or features_dir(dataset, name)
     weights_sha = file_digest(weights, "sha256")

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 
+from . import paths
 from .atomic import write_atomic
 from .datasets import DatasetError, read_json
 
@@ -20,8 +21,8 @@ FOLDER = "results"
 
 
 def folder(root=None):
-    """The kept results' folder of a checkout: <DHN_ROOT>/results."""
-    return os.path.join(root or os.environ.get("DHN_ROOT", "."), FOLDER)
+    """The kept results' folder of a checkout: <project root>/results (paths.root())."""
+    return os.path.join(root or paths.root(), FOLDER)
 
 
 def keep(run_dir, root=None):

@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-from dhn import kept
+from dhn import kept, paths
 from dhn.atomic import write_atomic
 from dhn.kept import short_backbone
 from dhn.datasets import DatasetError, read_json
@@ -326,7 +326,7 @@ def plot(runs, baselines, png):
 
 
 def main(argv=None):
-    root = os.environ.get("DHN_ROOT", ".")
+    root = paths.root()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", action="append", help="a folder of run folders; repeat for several (default: runs "
                     "and the kept results, %s/; a run in both is read from the first)" % kept.FOLDER)

@@ -24,7 +24,7 @@ from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
-from . import netgen, runlock
+from . import netgen, paths, runlock
 from .atomic import write_atomic
 from .datasets import DatasetError, read_json
 
@@ -280,7 +280,7 @@ def caffe_build():
 
 def project_commit():
     """The project's git commit, "+dirty" when tracked files differ from it; None outside git."""
-    root = os.environ.get("DHN_ROOT") or os.path.join(os.path.dirname(__file__), "..", "..")
+    root = paths.root()
     try:
         head = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         if head.returncode:

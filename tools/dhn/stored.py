@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-from . import convert, cv_net, encode, features, netgen, split_folder
+from . import convert, cv_net, encode, features, netgen, paths, split_folder
 from .datasets import DatasetError, file_digest
 
 BLOBS = "blobs.npy"
@@ -174,7 +174,7 @@ def store(dataset, spec, weights, cut, splits=("train", "query", "database"), vi
         raise ValueError("the stored mode cuts a DEPLOY.prototxt:LAYER backbone: pass --backbone (make: BACKBONE=)")
     features.check_weights(bb, weights, spec)
     lower, _, _ = split_backbone(bb, cut)
-    root = os.environ.get("DHN_ROOT", ".")
+    root = paths.root()
     data_dir = data_dir or os.path.join(root, "data", dataset, "lmdb")
     out = out or stored_folder(data_dir, bb, cut)
     backbone = dict(name=bb["name"], spec=spec, cut=cut, weights=os.path.abspath(weights),

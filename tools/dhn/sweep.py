@@ -24,7 +24,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import convert, netgen, split_folder, train
+from . import convert, netgen, paths, split_folder, train
 from .atomic import write_atomic
 from .datasets import DatasetError
 from .features import backbone_of, features_dir
@@ -90,7 +90,7 @@ def run(settings, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, val_fraction=0.2, out=No
         for lam in lambdas:
             replace(s, lr=lr, lambda_=lam).check()
     dataset, bits, weights, data_dir = s.dataset, s.bits, s.weights, s.data_dir
-    root = os.environ.get("DHN_ROOT", ".")
+    root = paths.root()
     tag = ""
     if s.features:
         bb, weights, fname = backbone_of(dataset, s.backbone, s.mean, s.scale, weights)

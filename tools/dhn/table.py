@@ -30,7 +30,7 @@ import sys
 import time
 from dataclasses import replace
 
-from . import baselines, evaluate, features, kept, netgen, report, run_folder, stored, sweep, train
+from . import baselines, evaluate, features, kept, netgen, paths, report, run_folder, stored, sweep, train
 from .atomic import write_atomic
 from .run_folder import RunSettings, TrainError
 
@@ -49,7 +49,7 @@ def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48),
             RunSettings(dataset, k, "dhn", iters=iters, seed=seed, upper=upper).check()
     for variant in variants:
         RunSettings(dataset, 48, variant).check()
-    root = os.environ.get("DHN_ROOT", ".")
+    root = paths.root()
     if upper and not backbone:       # the stored mode on the paper's AlexNet
         backbone, weights = train.paper_net(dataset, weights, root)
     out = os.path.join(root, "runs", "table")

@@ -25,7 +25,7 @@ import threading
 from dataclasses import replace
 from typing import NamedTuple
 
-from . import evaluate, kept, netgen, recalibrate, run_folder, split_folder, stored
+from . import evaluate, kept, netgen, paths, recalibrate, run_folder, split_folder, stored
 from .atomic import write_atomic
 from .datasets import DatasetError, file_digest
 from .features import FeatureError, backbone_of, features_dir
@@ -325,7 +325,7 @@ def fit_head(settings, run_dir=None):
     a CPU cannot afford the iterations to win it back (docs/lab/2026-12-07-stored-mode-and-whole-net.md).
     ``run_dir``: its folder (default: the stored run's own under runs/, the one dhn.table names;
     dhn.sweep keeps its head among its grid). Returns that run's folder."""
-    root = os.environ.get("DHN_ROOT", ".")
+    root = paths.root()
     bb = foreign_backbone(settings.dataset, settings.backbone, settings.mean, settings.scale, settings.weights)
     try:
         cut = stored.default_cut(bb)
@@ -360,7 +360,7 @@ def run(settings):
     folder or caffemodel) instead of a random fch (run_folder.warm_start); whole-net fine-tuning
     of a ``backbone`` fits that head first by itself (fit_head; "none": a random fch)."""
     settings.check()
-    root = os.environ.get("DHN_ROOT", ".")
+    root = paths.root()
     if settings.upper and not settings.backbone:
         settings = replace(settings, **dict(zip(("backbone", "weights"), paper_net(settings.dataset, settings.weights, root))))
     if settings.init_fch is None and whole_foreign_net(settings):

@@ -27,7 +27,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from dhn import runlock
+from dhn import paths, runlock
 from dhn.atomic import write_atomic
 from dhn.datasets import file_digest
 
@@ -68,7 +68,7 @@ def make_command(model):
 
 
 def default_out(model, root=None):
-    root = os.path.join(root or os.environ.get("DHN_ROOT", "."), "weights")
+    root = os.path.join(root or paths.root(), "weights")
     if model == "alexnet":
         return os.path.join(root, ALEXNET.name)
     return os.path.join(root, SQUEEZENET_DIR, SQUEEZENET_DIR + ".caffemodel")

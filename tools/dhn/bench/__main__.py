@@ -7,13 +7,14 @@ import pkgutil
 import sys
 
 import dhn.bench as pkg
+from dhn import paths
 from dhn.atomic import write_atomic
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("only", nargs="*", help="module names to run (default: all bench_* modules)")
-    ap.add_argument("--out", default=os.path.join(os.environ.get("DHN_ROOT", "."), "runs", "bench.json"))
+    ap.add_argument("--out", default=os.path.join(paths.root(), "runs", "bench.json"))
     args = ap.parse_args(argv)
     names = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("bench_"))
     if args.only:

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from dhn import netgen
+from dhn import netgen, paths
 from dhn.bench import Figure
 
 GPU_ITERS = {64: 50, 256: 20}
@@ -36,7 +36,7 @@ def skip_reason():
 
 def caffe_time(model, iters, gpu):
     """Milliseconds per forward+backward, as `caffe time` reports it."""
-    args = [os.path.join(os.environ["DHN_ROOT"], "tools", "caffe"), "time", "-model", model,
+    args = [os.path.join(paths.root(), "tools", "caffe"), "time", "-model", model,
             "-iterations", str(iters)] + (["-gpu", "0"] if gpu else [])
     out = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ, GLOG_logtostderr="1",
                                                                          GLOG_minloglevel="0"))

@@ -26,7 +26,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from dhn import convert, lmdb_io, netgen, train
+from dhn import convert, lmdb_io, netgen, paths, train
 from dhn.bench import Figure, best_time
 from dhn.bench.bench_train import bench_config
 
@@ -35,7 +35,7 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 
 def squeezenet():
     """(deploy.prototxt, caffemodel) of the first SqueezeNet folder found, or (None, None)."""
-    root = os.environ.get("DHN_ROOT", ".")
+    root = paths.root()
     for folder in (os.environ.get("DHN_SQUEEZENET"), os.path.join(root, "weights", "squeezenet_v1.0_dc"),
                    os.path.join(root, "..", "shared", "data", "squeezenet_v1.0_dc")):
         if folder:

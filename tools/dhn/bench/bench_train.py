@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from dhn import convert, synthetic, train
+from dhn import convert, paths, synthetic, train
 from dhn.bench import Figure
 from dhn.run_folder import RunSettings
 
@@ -43,7 +43,7 @@ def run():
         seconds = time.perf_counter() - t0
         log = os.path.join(run_dir, "train.log")
         losses = [v for _, v in train.parse_log(log)["pair_loss"]]
-        keep = os.path.join(os.environ.get("DHN_ROOT", "."), "runs", "bench_alexnet_train.log")
+        keep = os.path.join(paths.root(), "runs", "bench_alexnet_train.log")
         os.makedirs(os.path.dirname(keep), exist_ok=True)
         shutil.copyfile(log, keep)
     k = max(1, len(losses) // 5)
