@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from dhn import demo, run_folder, split_folder, sweep, train
+from dhn import caffe_process, demo, run_folder, split_folder, sweep, train
 import datagen
 import procs
 
@@ -245,7 +245,7 @@ def test_train_log_is_written_line_by_line(tmp_path, monkeypatch):
     monkeypatch.setenv("CAFFE_ROOT", str(fake.parent.parent))
     run = tmp_path / "run"
     run.mkdir()
-    worker = threading.Thread(target=train.run_caffe_train, args=(str(run), "solver.prototxt", 10), kwargs={"quiet": True})
+    worker = threading.Thread(target=caffe_process.run_caffe_train, args=(str(run), "solver.prototxt", 10), kwargs={"quiet": True})
     worker.start()
     seen, deadline = False, time.time() + 120
     try:
@@ -270,13 +270,13 @@ def test_a_hung_caffe_train_is_stopped_at_the_time_limit(tmp_path, monkeypatch):
     run.mkdir()
     t0 = time.time()
     with pytest.raises(run_folder.TrainError) as info:
-        train.run_caffe_train(str(run), "solver.prototxt", 10, quiet=True)
+        caffe_process.run_caffe_train(str(run), "solver.prototxt", 10, quiet=True)
     assert time.time() - t0 < 60
     assert re.fullmatch(r"caffe train ran past DHN_TRAIN_TIMEOUT=2 s and was stopped near iteration 0, see .*train\.log: "
                         r"raise or unset the limit; the run resumes from its last snapshot", str(info.value))
     monkeypatch.setenv("DHN_TRAIN_TIMEOUT", "soon")
     with pytest.raises(run_folder.TrainError, match="DHN_TRAIN_TIMEOUT='soon': give seconds"):
-        train.run_caffe_train(str(run), "solver.prototxt", 10, quiet=True)
+        caffe_process.run_caffe_train(str(run), "solver.prototxt", 10, quiet=True)
 
 
 def test_a_run_folder_is_one_configuration(demo_data, tmp_path, capsys):

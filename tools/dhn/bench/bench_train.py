@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from dhn import convert, paths, synthetic, train
+from dhn import caffe_process, convert, paths, synthetic, train
 from dhn.bench import Figure
 from dhn.run_folder import RunSettings
 
@@ -39,10 +39,10 @@ def run():
         run_dir = os.path.join(tmp, "run")
         sol = train.prepare_run(run_dir, *bench_config("cifar10", 48, iters, lr=1e-3, lambda_=1.0), None, data)
         t0 = time.perf_counter()
-        train.run_caffe_train(run_dir, os.path.join(run_dir, "solver.prototxt"), sol.max_iter, quiet=True)
+        caffe_process.run_caffe_train(run_dir, os.path.join(run_dir, "solver.prototxt"), sol.max_iter, quiet=True)
         seconds = time.perf_counter() - t0
         log = os.path.join(run_dir, "train.log")
-        losses = [v for _, v in train.parse_log(log)["pair_loss"]]
+        losses = [v for _, v in caffe_process.parse_log(log)["pair_loss"]]
         keep = os.path.join(paths.root(), "runs", "bench_alexnet_train.log")
         os.makedirs(os.path.dirname(keep), exist_ok=True)
         shutil.copyfile(log, keep)
