@@ -16,6 +16,7 @@ import sys
 from . import paths
 from .atomic import write_atomic
 from .datasets import DatasetError, read_json
+from .run_folder import with_keys_added_since
 
 FOLDER = "results"
 
@@ -56,7 +57,10 @@ def find(name, identity, results_name="results.json", root=None):
         doc = read_json(os.path.join(path, results_name), "")
     except DatasetError:
         return None
-    return doc if same_identity(config.get("identity"), identity) else None
+    old = config.get("identity")
+    if isinstance(old, dict):     # recorded before a key existed: read as that key's old behaviour
+        old = with_keys_added_since(old, config, identity)
+    return doc if same_identity(old, identity) else None
 
 
 def same_identity(a, b):

@@ -299,6 +299,38 @@ IDENTITY = ("dataset", "bits", "variant", "mode", "backbone", "weights_sha256", 
             "norm_stats", "backbone_dropout", "bn_recalibration")
 
 
+def _foreign_dropout(old, doc, new):
+    """Before backbone_dropout was recorded, a foreign backbone trained with its Dropout layers."""
+    return True if old.get("mode") != "frozen features" and ":" in str(old.get("backbone")) else None
+
+
+# Each key that joined the identity after the first runs were recorded, with what a run recorded
+# before it existed did (a function of that run's identity, its whole config.json and the identity
+# now asked for), in the order they joined; a record is read with these filled in, so an old run
+# folder of the same configuration is recognised as the same.
+ADDED_KEYS = (
+    # the input transform: the config's own mean and scale (None there: the dataset's own backbone,
+    # whose transform no option changes)
+    ("mean", lambda old, doc, new: new["mean"] if doc.get("mean") is None else doc["mean"]),
+    ("scale", lambda old, doc, new: new["scale"] if doc.get("scale") is None else doc["scale"]),
+    ("similar_weight", lambda old, doc, new: 1.0),           # the paper's weight
+    ("upper", lambda old, doc, new: None),                   # before the stored mode: not that mode
+    ("views", lambda old, doc, new: None),
+    ("norm_stats", lambda old, doc, new: "batch" if old.get("feature_norm") else None),   # batch statistics always
+    ("backbone_dropout", _foreign_dropout),
+    ("bn_recalibration", lambda old, doc, new: None),        # the final net was the last snapshot
+)
+
+
+def with_keys_added_since(old, doc, identity):
+    """A recorded identity with the keys added after it was recorded filled in (ADDED_KEYS)."""
+    old = dict(old)
+    for key, before in ADDED_KEYS:
+        if key not in old:
+            old[key] = before(old, doc, identity)
+    return old
+
+
 def check_same_config(run_dir, identity, force_new):
     """Refuse (TrainError, one line) a run folder trained under another configuration; with
     force_new, empty it instead. Returns True when the folder already holds this configuration."""
@@ -313,22 +345,8 @@ def check_same_config(run_dir, identity, force_new):
             raise TrainError(str(e)) from None
         doc = {}
     old = doc.get("identity")
-    if old is not None and "mean" not in old:
-        # recorded before the input transform joined the identity: the config's own mean and scale
-        # (None there: the dataset's own backbone, whose transform no option changes)
-        old = dict(old, mean=identity["mean"] if doc.get("mean") is None else doc["mean"],
-                   scale=identity["scale"] if doc.get("scale") is None else doc["scale"])
-    if old is not None and "similar_weight" not in old:
-        old = dict(old, similar_weight=1.0)    # recorded before the option existed: the paper's weight
-    if old is not None and "upper" not in old:
-        old = dict(old, upper=None, views=None)    # recorded before the stored mode existed: not that mode
-    if old is not None and "norm_stats" not in old:    # before it was recorded: batch statistics always
-        old = dict(old, norm_stats="batch" if old.get("feature_norm") else None)
-    if old is not None and "backbone_dropout" not in old:   # before: a foreign backbone trained with its dropout
-        foreign = old.get("mode") != "frozen features" and ":" in str(old.get("backbone"))
-        old = dict(old, backbone_dropout=True if foreign else None)
-    if old is not None and "bn_recalibration" not in old:   # before: a run's final net was its last snapshot
-        old = dict(old, bn_recalibration=None)
+    if old is not None:
+        old = with_keys_added_since(old, doc, identity)
     if old == identity:
         return True
     if force_new:
