@@ -9,7 +9,8 @@
   and losses included;
 - encoding through stored outputs: the stored mode's deploy net forward, batch 64;
 - a fresh stored-mode run on a fixed small protocol (generated 700 images, 48 bits, 100
-  iterations: store, train, encode, score), wall seconds.
+  iterations: store, train, encode, score), wall seconds, storing with the default engine and,
+  in the same run, with Caffe.
 The GFLOP of a step count the matrix products of its Convolution and InnerProduct layers
 (forward 2·MACs; a training step adds the weight gradient and, above the lowest learnable layer,
 the bottom gradient); each rate's ratio is to the peak of the same run. The SqueezeNet figures
@@ -110,16 +111,20 @@ def write_net(proto, folder, name):
     return path
 
 
-def fresh_run_seconds(tmp, deploy, model, iters=100):
-    """Wall seconds of `dhn.train` in the stored mode from nothing stored: generated 700-image
-    dataset (640 train, 30 query, 30 database), 48 bits, ``iters`` iterations."""
-    from dhn import convert, synthetic, train
+def fresh_run_seconds(tmp, deploy, model, iters=100, engine=None):
+    """Wall seconds of a stored-mode run from nothing stored, storing with ``engine`` (default: the
+    storing pass's, stored.ENGINE) and then `dhn.train`: generated 700-image dataset (640 train, 30
+    query, 30 database), 48 bits, ``iters`` iterations."""
+    from dhn import convert, stored, synthetic, train
     list_file = synthetic.write_dataset(tmp, 700)
     split = {"train": np.arange(640), "query": np.arange(640, 670), "database": np.arange(670, 700)}
     data = os.path.join(tmp, "lmdb")
     convert.convert_list(list_file, tmp, data, split, num_labels=len(synthetic.CONCEPTS), size=256, progress=False)
+    spec = deploy + ":pool_final"
     t0 = time.perf_counter()
-    train.train("cifar10", 48, "dhn", backbone=deploy + ":pool_final", weights=model, upper="1", iters=iters,
+    stored.store("cifar10", spec, model, stored.default_cut(netgen.foreign_backbone(spec)), data_dir=data,
+                 progress=False, engine=engine or stored.ENGINE)
+    train.train("cifar10", 48, "dhn", backbone=spec, weights=model, upper="1", iters=iters,
                 data_dir=data, run_dir=os.path.join(tmp, "run"), quiet=True)
     return time.perf_counter() - t0
 
@@ -171,8 +176,13 @@ def run():
         figures.append(Figure("stored.step_s", step, "s", None, "caffe train, batch 64 (data layer and losses included)"))
         rate("stored.step_gflops", train_step_gflop(enc) / step, "%.1f GFLOP/step" % train_step_gflop(enc))
 
-        figures.append(Figure("stored.fresh_run_s", fresh_run_seconds(os.path.join(tmp, "fresh"), deploy, model), "s",
-                              None, "make train UPPER=1 from nothing stored: 700 generated images, 100 iterations"))
+        with_caffe = fresh_run_seconds(os.path.join(tmp, "fresh-caffe"), deploy, model, engine="caffe")
+        figures.append(Figure("stored.fresh_run_caffe_storing_s", with_caffe, "s", None,
+                              "make train UPPER=1 from nothing stored, storing in Caffe: 700 generated images, "
+                              "100 iterations"))
+        fresh = fresh_run_seconds(os.path.join(tmp, "fresh"), deploy, model)
+        figures.append(Figure("stored.fresh_run_s", fresh, "s", fresh / with_caffe,
+                              "the same storing in Caffe (storing in %s)" % stored.ENGINE))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return figures
