@@ -1,9 +1,7 @@
-"""The CPU layers the project's Caffe patches touch, checked against numpy:
-- Convolution (tools/build/patches/0005-batched-cpu-convolution-forward.patch: several images in
-  one forward product): forward, weight, bias and bottom gradients, for 1×1 and 3×3 kernels,
-  groups, stride and padding, a batch that spans several products and one that does not divide
-  evenly, and an output too large to batch;
-- ReLU's backward pass and global average pooling (0006-cpu-relu-backward-and-global-average-
+"""CPU layers checked against numpy, those the project's speed patch touches among them:
+- Convolution (the layer a speed patch was tried on and dropped): forward, weight, bias and bottom
+  gradients, for 1×1 and 3×3 kernels, groups, stride and padding, batches of several sizes;
+- ReLU's backward pass and global average pooling (0005-cpu-relu-backward-and-global-average-
   pooling.patch): plain and leaky, in place and not; the global mean and its gradient.
 Tolerance: float32 sums of at most a few thousand terms, rtol 1e-4 / atol 1e-4 of the values' scale;
 ReLU's values are exact."""
