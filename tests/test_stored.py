@@ -254,3 +254,20 @@ def test_a_fresh_stored_run_states_its_expected_time_before_storing(setup, tmp_p
     said = capsys.readouterr().err
     assert said.count("dhn.train: expected ≈ ") == 1 and "store 200 views" in said and "train 2 iterations" in said
     assert said.index("dhn.train: expected") < said.index("dhn.stored: demo/train")
+
+
+def test_auto_stores_with_the_engine_that_was_faster_and_records_it(setup, tmp_path, monkeypatch, capsys):
+    """ENGINE "auto": one batch timed in each engine (both measured here), the faster stores; a
+    GPU run stores with Caffe; the manifest names the engine."""
+    lower, _, _ = stored.split_backbone(_bb(setup), "c1")
+    rates = stored.engine_rates(lower, setup["model"], 8)
+    assert set(rates) == {"caffe", "opencv"} and min(rates.values()) > 0
+    assert stored.ENGINE == "auto"
+    for fast, slow in (("caffe", "opencv"), ("opencv", "caffe")):
+        monkeypatch.setattr(stored, "engine_rates", lambda *a, **k: {fast: 10.0, slow: 5.0})
+        _, m = stored.store("demo", setup["spec"], setup["model"], "c1", splits=("query",), mean=MEAN, scale=SCALE,
+                            data_dir=setup["data"], out=str(tmp_path / fast))
+        assert m["query"]["engine"] == fast
+        assert "dhn.stored: storing with %s, the faster here (caffe " % fast in capsys.readouterr().err
+    assert stored.choose_engine("auto", lower, setup["model"], gpu=0) == "caffe"
+    assert stored.choose_engine("opencv", lower, setup["model"]) == "opencv"

@@ -40,9 +40,46 @@ from .datasets import DatasetError, file_digest
 
 BLOBS = "blobs.npy"
 TRAIN_VIEWS = 2
-# The lower part never trains: on a CPU OpenCV's DNN module forwards it (dhn.cv_net), equal to
-# Caffe's outputs within float32 rounding; a GPU run and --engine caffe use Caffe.
-ENGINE = "opencv"
+# The lower part never trains, so on a CPU either Caffe or OpenCV's DNN module (dhn.cv_net, equal
+# to Caffe's outputs within float32 rounding) can forward it; which is faster depends on the net
+# (OpenCV ran SqueezeNet 2.5x as fast as Caffe, AlexNet 0.4x, docs/BENCHMARKS.md): "auto" times
+# one batch of each before storing and takes the faster. A GPU run uses Caffe.
+ENGINE = "auto"
+ENGINE_CHOICES = cv_net.ENGINES + ("auto",)
+
+
+def engine_rates(lower, weights, batch=64):
+    """{engine: images/s} of one timed batch of the lower part in each CPU engine (after one
+    untimed batch, which allocates)."""
+    import tempfile
+    rates = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for engine in cv_net.ENGINES:
+            n = cv_net.net_batch(engine, None, batch)
+            deploy, blob = features.write_backbone_net(lower, tmp, n)
+            net = cv_net.forward_net(deploy, weights, lower["crop"], blob, None, engine)
+            data = net.blobs[net.inputs[0]].data
+            data[...] = np.random.RandomState(0).uniform(-100, 100, data.shape)
+            net.forward(blobs=[blob])
+            t0 = time.perf_counter()
+            net.forward(blobs=[blob])
+            rates[engine] = n / (time.perf_counter() - t0)
+    return rates
+
+
+def choose_engine(engine, lower, weights, batch=64, gpu=None, say=True):
+    """The engine that stores: Caffe on a GPU, else ``engine``, or for "auto" the faster of one
+    timed batch each (engine_rates), said in one line."""
+    if gpu is not None:
+        return "caffe"
+    if engine != "auto":
+        return engine
+    rates = engine_rates(lower, weights, batch)
+    best = max(rates, key=rates.get)
+    if say:
+        print("dhn.stored: storing with %s, the faster here (%s; one batch each)"
+              % (best, ", ".join("%s %.0f img/s" % kv for kv in sorted(rates.items()))), file=sys.stderr)
+    return best
 
 
 def split_backbone(bb, cut):
@@ -127,7 +164,7 @@ def store_split(split_dir, out_dir, lower, weights, views=1, batch=64, gpu=None,
     done = convert.finished_split(out_dir, key) if key is not None else None
     if done:
         return done
-
+    engine = choose_engine(engine, lower, weights, batch, gpu, say=progress)
     batch = cv_net.net_batch(engine, gpu, batch)
 
     def fill(tmp):
@@ -189,6 +226,8 @@ def store(dataset, spec, weights, cut, splits=("train", "query", "database"), vi
         key = json.loads(json.dumps(dict(backbone=backbone, views=v,
                                          source_key=split_folder.check_split(split_dir).get("key"))))
         fresh = convert.finished_split(os.path.join(out, split), key) is None
+        if fresh and engine == "auto":
+            engine = choose_engine(engine, lower, weights, batch, gpu, say=progress)
         m = store_split(split_dir, os.path.join(out, split), lower, weights, v, batch, gpu, progress, key=key,
                         engine=engine)
         done[split] = m
@@ -207,17 +246,13 @@ def expected_seconds(bb, cut, weights, bits, to_store, iters, to_encode, batch=6
     import tempfile
     import caffe
     lower, upper, blob = split_backbone(bb, cut)
+    rates = engine_rates(lower, weights, batch) if engine == "auto" else \
+        {engine: engine_rates(lower, weights, batch)[engine]}
+    store_rate = max(rates.values())
     with tempfile.TemporaryDirectory() as tmp:
-        store_batch = cv_net.net_batch(engine, None, batch)
-        deploy, _ = features.write_backbone_net(lower, tmp, store_batch)
-        net = cv_net.forward_net(deploy, weights, lower["crop"], blob, None, engine)
-        data = net.blobs[net.inputs[0]].data
-        data[...] = np.random.RandomState(0).uniform(-100, 100, data.shape)
+        deploy, _ = features.write_backbone_net(lower, tmp, 1)
+        net = cv_net.forward_net(deploy, weights, lower["crop"], blob, None, "caffe")
         shape = net.forward(blobs=[blob])[blob].shape[1:]
-        t0 = time.perf_counter()
-        for _ in range(max(1, batch // store_batch)):
-            net.forward(blobs=[blob])
-        store_rate = max(batch, store_batch) / (time.perf_counter() - t0)
         proto = netgen.deploy_net("cifar10", bits, batch, backbone=netgen.stored_backbone(bb, upper, blob, shape, cut),
                                   feature_norm=True)
         proto.force_backward = True
@@ -284,7 +319,7 @@ def main(argv=None):
     ap.add_argument("--cut", required=True, help="the layer whose outputs are stored (e.g. fire9/concat)")
     ap.add_argument("--views", type=int, default=TRAIN_VIEWS, choices=encode.VIEWS,
                     help="views per training image (default %(default)s: centre crop and mirror)")
-    ap.add_argument("--engine", choices=cv_net.ENGINES, default=ENGINE,
+    ap.add_argument("--engine", choices=ENGINE_CHOICES, default=ENGINE,
                     help="what forwards the lower part on a CPU (default %(default)s; a GPU run uses Caffe)")
     features.add_split_args(ap)
     args = ap.parse_args(argv)

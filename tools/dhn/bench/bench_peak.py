@@ -182,7 +182,7 @@ def run():
                               "100 iterations"))
         fresh = fresh_run_seconds(os.path.join(tmp, "fresh"), deploy, model)
         figures.append(Figure("stored.fresh_run_s", fresh, "s", fresh / with_caffe,
-                              "the same storing in Caffe (storing in %s)" % stored.ENGINE))
+                              "the same storing in Caffe (storing with the engine stored.ENGINE=%s picks)" % stored.ENGINE))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return figures
