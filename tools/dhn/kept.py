@@ -63,6 +63,12 @@ def find(name, identity, results_name="results.json", root=None):
     return doc if same_identity(old, identity) else None
 
 
+def identity(name, root=None):
+    """The recorded identity of the run kept as results/<name>; DatasetError (one line) when there is none."""
+    return read_json(os.path.join(folder(root), name, "config.json"),
+                     "keep the run first (make keep RUN=runs/%s)" % name)["identity"]
+
+
 def same_identity(a, b):
     """Two recorded identities are one configuration; the backbone's path may differ between machines
     (its weights' sha256 is part of the identity), its folder or file name and layer may not."""

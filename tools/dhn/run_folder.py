@@ -83,8 +83,7 @@ class RunSettings:
         for option, value, low, accepts in (("bits", self.bits, 1, "a code length, a whole number of bits >= 1"),
                                             ("iters", self.iters, 1, "a whole number of iterations >= 1"),
                                             ("seed", self.seed, 0, "a whole number >= 0"),
-                                            ("batch", self.batch, 2, "a whole number >= 2 (the loss is over pairs)"),
-                                            ("views", self.views, 1, "1, 2 or 10 views a training image")):
+                                            ("batch", self.batch, 2, "a whole number >= 2 (the loss is over pairs)")):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
                 bad(option, value, accepts)
         if self.views is not None and self.views not in (1, 2, 10):

@@ -48,13 +48,13 @@ ENGINE = "auto"
 ENGINE_CHOICES = cv_net.ENGINES + ("auto",)
 
 
-def engine_rates(lower, weights, batch=64):
-    """{engine: images/s} of one timed batch of the lower part in each CPU engine (after one
-    untimed batch, which allocates)."""
+def engine_rates(lower, weights, batch=64, engines=cv_net.ENGINES):
+    """{engine: images/s} of one timed batch of the lower part in each CPU engine of ``engines``
+    (after one untimed batch, which allocates)."""
     import tempfile
     rates = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for engine in cv_net.ENGINES:
+        for engine in engines:
             n = cv_net.net_batch(engine, None, batch)
             deploy, blob = features.write_backbone_net(lower, tmp, n)
             net = cv_net.forward_net(deploy, weights, lower["crop"], blob, None, engine)
@@ -246,9 +246,7 @@ def expected_seconds(bb, cut, weights, bits, to_store, iters, to_encode, batch=6
     import tempfile
     import caffe
     lower, upper, blob = split_backbone(bb, cut)
-    rates = engine_rates(lower, weights, batch) if engine == "auto" else \
-        {engine: engine_rates(lower, weights, batch)[engine]}
-    store_rate = max(rates.values())
+    store_rate = max(engine_rates(lower, weights, batch, cv_net.ENGINES if engine == "auto" else (engine,)).values())
     with tempfile.TemporaryDirectory() as tmp:
         deploy, _ = features.write_backbone_net(lower, tmp, 1)
         net = cv_net.forward_net(deploy, weights, lower["crop"], blob, None, "caffe")

@@ -46,9 +46,8 @@ def table(dataset="cifar10", backbone=None, weights=None, bits=(12, 24, 32, 48),
     """``mean`` (B,G,R) and ``scale``: the backbone's input transform, as dhn.train and dhn.features take it."""
     for k in bits:                   # every run's settings checked before the features are extracted
         for seed in seeds:
-            RunSettings(dataset, k, "dhn", iters=iters, seed=seed, upper=upper).check()
-    for variant in variants:
-        RunSettings(dataset, 48, variant).check()
+            for variant in variants:
+                RunSettings(dataset, k, variant, iters=iters, seed=seed, upper=upper).check()
     root = paths.root()
     if upper and not backbone:       # the stored mode on the paper's AlexNet
         backbone, weights = train.paper_net(dataset, weights, root)
@@ -120,8 +119,8 @@ def _inner_product_run(dhn, run_dir, database, root):
     train.run(dhn)
     results = run_folder.results_name("query", database)
     if not _trained_here(dhn.run_dir, database):     # DHN kept, not trained here: DHN-B kept with it?
-        doc = kept.find(os.path.basename(run_dir), dict(read_kept_identity(dhn.run_dir, root), variant="dhn-b"),
-                        results, root)
+        doc = kept.find(os.path.basename(run_dir), dict(kept.identity(os.path.basename(dhn.run_dir), root),
+                                                        variant="dhn-b"), results, root)
         if doc:
             return doc
         train.run(replace(dhn, reuse_kept=False))
@@ -131,11 +130,6 @@ def _inner_product_run(dhn, run_dir, database, root):
 def _trained_here(run_dir, database):
     """The run folder holds its results (a run counted as done from results/ leaves none here)."""
     return os.path.isfile(os.path.join(run_dir, run_folder.results_name("query", database)))
-
-
-def read_kept_identity(run_dir, root):
-    """The recorded identity of the run kept under run_dir's name."""
-    return run_folder.read_config(os.path.join(kept.folder(root), os.path.basename(run_dir)))["identity"]
 
 
 def main(argv=None):
