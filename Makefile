@@ -12,14 +12,9 @@ VARIANT ?= dhn
 # GPU=<id> picks the CUDA build (make setup CUDA=1) for everything env.sh sets up.
 CUDA ?= $(if $(GPU),1,0)
 export CUDA CUDA_ARCH
-TRAIN_ARGS = $(if $(LR),--lr $(LR)) $(if $(LAMBDA),--lambda $(LAMBDA)) $(if $(ITERS),--iters $(ITERS)) $(if $(GPU),--gpu $(GPU)) \
-             $(if $(ALPHA),--alpha $(ALPHA)) $(if $(SIMILAR_WEIGHT),--similar-weight $(SIMILAR_WEIGHT)) $(if $(SEED),--seed $(SEED)) $(if $(filter 1,$(FEATURES)),--features) \
-             $(if $(filter 1,$(FEATURE_NORM)),--feature-norm) $(if $(filter 0,$(FEATURE_NORM)),--no-feature-norm) \
-             $(if $(UPPER),--upper $(UPPER)) $(if $(VIEWS),--views $(VIEWS)) $(if $(BACKBONE_LR_MULT),--backbone-lr-mult $(BACKBONE_LR_MULT)) \
-             $(if $(INIT_FCH),--init-fch $(INIT_FCH))
-MODEL_ARGS = $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(BACKBONE),--backbone $(BACKBONE)) $(if $(MEAN),--mean $(MEAN)) $(if $(SCALE),--scale $(SCALE))
-RUN_ARGS = $(if $(RUN),--run $(RUN)) $(if $(filter 1,$(FORCE_NEW)),--force-new) $(if $(filter 1,$(FORCE)),--force) \
-           $(if $(DATABASE),--database $(DATABASE))
+# TRAIN_ARGS, MODEL_ARGS, RUN_ARGS: each Make variable of a run's settings as its dhn.train option
+# (LR=1e-3 -> --lr 1e-3), generated from dhn/options.py (make prototxt)
+include tools/run_options.mk
 
 .PHONY: setup system-deps venv caffe test demo train sweep features search gallery table-cpu weights data report keep bench prototxt gpu-bundle clean-caffe
 
@@ -96,6 +91,7 @@ bench:
 # no arguments: the canonical set per dataset; DATASET=/BITS=/VARIANT= (any of them): that
 # combination into prototxt/extra/<dataset>/ (git-ignored)
 prototxt:
+	$(ENV) python -m dhn.options
 	$(ENV) python -m dhn.netgen $(if $(filter command line,$(origin DATASET)),--dataset $(DATASET)) \
 	  $(if $(filter command line,$(origin BITS)),--bits $(BITS)) $(if $(filter command line,$(origin VARIANT)),--variant $(VARIANT))
 

@@ -272,7 +272,7 @@ INTERNAL = {"SHELL", "PYTHON", "VENV", "ENV", "REQ_STAMP", "TRAIN_ARGS", "MODEL_
 
 
 def test_every_make_verb_and_variable_is_in_usage():
-    makefile, usage = read("Makefile"), read("docs/USAGE.md")
+    makefile, usage = read("Makefile") + read("tools/run_options.mk"), read("docs/USAGE.md")
     phony = re.search(r"^\.PHONY:(.*)$", makefile, re.M).group(1).split()
     verbs = [v for v in phony if v not in ("system-deps", "venv", "caffe")]
     assert [v for v in verbs if "`make %s`" % v not in usage] == []

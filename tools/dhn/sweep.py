@@ -24,7 +24,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import convert, netgen, paths, split_folder, train
+from . import convert, netgen, options, paths, split_folder, train
 from .atomic import write_atomic
 from .datasets import DatasetError
 from .features import backbone_of, features_dir
@@ -151,33 +151,19 @@ def floats(text):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--dataset", default="cifar10", choices=sorted(netgen.DATASETS))
-    ap.add_argument("--bits", type=int, default=48)
+    options.add(ap, ("dataset", "bits"), defaults=dict(dataset="cifar10", bits=48))
     ap.add_argument("--lrs", type=floats, default=PAPER_LRS)
     ap.add_argument("--lambdas", type=floats, default=PAPER_LAMBDAS)
-    ap.add_argument("--iters", type=int)
     ap.add_argument("--val-fraction", type=float, default=0.2)
-    ap.add_argument("--data", dest="data_dir")
-    ap.add_argument("--weights")
-    ap.add_argument("--gpu", type=int)
-    ap.add_argument("--backbone", help="DEPLOY.prototxt:LAYER (as dhn.train)")
-    ap.add_argument("--mean", type=lambda v: tuple(float(x) for x in v.split(",")))
-    ap.add_argument("--scale", type=float)
-    ap.add_argument("--features", action="store_true", help="the frozen-feature mode (as dhn.train)")
-    ap.add_argument("--alpha", type=float, help="as dhn.train (default: that of the mode)")
-    ap.add_argument("--similar-weight", type=train.similar_weight_arg, help="as dhn.train (default: that of the mode)")
-    ap.add_argument("--feature-norm", dest="feature_norm", action="store_true", default=None)
-    ap.add_argument("--no-feature-norm", dest="feature_norm", action="store_false")
-    ap.add_argument("--seed", type=int, default=netgen.SEED, help="the runs' solver/data seed (as dhn.train)")
-    ap.add_argument("--backbone-lr-mult", type=float, help="as dhn.train")
-    ap.add_argument("--init-fch", help="as dhn.train: every grid point fine-tunes from this run's trained layers "
-                    "('none': a random fch); default for --backbone: a head fitted on the fit part, in OUT/head (a "
-                    "head trained on the whole training split has seen the validation images)")
-    ap.add_argument("--upper", help="refused: the stored mode's validation is tools/lab/validate_stored_defaults.py")
-    ap.add_argument("--views", type=int, help="refused with --upper")
-    # make sweep passes --lr/--lambda when given: a one-point grid
-    ap.add_argument("--lr", type=float)
-    ap.add_argument("--lambda", dest="lambda_", type=float)
+    options.add(ap, ("iters", "data_dir", "weights", "gpu", "backbone", "mean", "scale", "features", "alpha",
+                     "similar_weight", "feature_norm", "seed", "backbone_lr_mult", "init_fch", "upper", "views",
+                     "lr", "lambda_"),
+                helps=dict(init_fch="as dhn.train: every grid point fine-tunes from this run's trained layers "
+                                    "('none': a random fch); default for --backbone: a head fitted on the fit part, in "
+                                    "OUT/head (a head trained on the whole training split has seen the validation images)",
+                           upper="refused: the stored mode's validation is tools/lab/validate_stored_defaults.py",
+                           views="refused with --upper",
+                           lr="a one-point grid of lr (make sweep LR=)", lambda_="a one-point grid of λ (make sweep LAMBDA=)"))
     args = ap.parse_args(argv)
     lrs = (args.lr,) if args.lr else args.lrs
     lambdas = (args.lambda_,) if args.lambda_ is not None else args.lambdas
@@ -186,12 +172,7 @@ def main(argv=None):
               "tools/lab/validate_stored_defaults.py (docs/lab/2026-12-07-stored-mode-and-whole-net.md)", file=sys.stderr)
         return 2
     try:
-        settings = RunSettings(args.dataset, args.bits, "dhn", iters=args.iters, data_dir=args.data_dir,
-                               backbone_lr_mult=args.backbone_lr_mult,
-                               weights=args.weights, gpu=args.gpu, features=args.features, backbone=args.backbone,
-                               mean=args.mean, scale=args.scale, alpha=args.alpha, seed=args.seed,
-                               feature_norm=args.feature_norm, similar_weight=args.similar_weight,
-                               init_fch=args.init_fch)
+        settings = options.settings(args, variant="dhn", lr=None, lambda_=None)
         best, _ = run(settings, lrs, lambdas, args.val_fraction)
     except (TrainError, DatasetError, ValueError) as e:
         print("error: %s" % e, file=sys.stderr)

@@ -30,7 +30,7 @@ import sys
 import time
 from dataclasses import replace
 
-from . import baselines, evaluate, features, kept, netgen, paths, report, run_folder, stored, sweep, train
+from . import baselines, evaluate, features, kept, netgen, options, paths, report, run_folder, stored, sweep, train
 from .atomic import write_atomic
 from .run_folder import RunSettings, TrainError
 
@@ -134,17 +134,10 @@ def _trained_here(run_dir, database):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--dataset", default="cifar10")
-    ap.add_argument("--backbone", help="DEPLOY.prototxt:LAYER (default: the dataset's AlexNet, fc7)")
-    ap.add_argument("--weights")
-    ap.add_argument("--mean", type=lambda v: tuple(float(x) for x in v.split(",")), help="B,G,R (as dhn.train)")
-    ap.add_argument("--scale", type=float, help="as dhn.train")
-    ap.add_argument("--bits", default="12,24,32,48")
-    ap.add_argument("--seeds", default="1,2,3")
-    ap.add_argument("--iters", type=int)
-    ap.add_argument("--database", default="database")
-    ap.add_argument("--upper", metavar="CUT", help="the stored mode: fine-tune the layers above CUT (1: the last "
-                    "learnable layer's input) on their stored inputs (dhn.stored)")
+    options.add(ap, ("dataset", "backbone", "weights", "mean", "scale", "iters", "database", "upper"),
+                defaults=dict(dataset="cifar10"))
+    ap.add_argument("--bits", default="12,24,32,48", help="the code lengths, comma-separated")
+    ap.add_argument("--seeds", default="1,2,3", help="the seeds of each cell, comma-separated")
     ap.add_argument("--variants", default="dhn,dhn-q,dhn-e,dhn-b")
     ap.add_argument("--sweep", action="store_true",
                     help="cross-validate lr and λ per code length (make sweep) instead of the mode's measured defaults")

@@ -22,7 +22,7 @@ import sys
 from dataclasses import replace
 from typing import NamedTuple
 
-from . import evaluate, kept, netgen, paths, recalibrate, run_folder, split_folder, stored
+from . import evaluate, kept, netgen, options, paths, recalibrate, run_folder, split_folder, stored
 from .atomic import write_atomic
 from .caffe_process import plot_loss, run_caffe_train
 from .datasets import DatasetError, file_digest
@@ -98,7 +98,7 @@ def recalibrated(run_dir, snapshot, data_dir, s):
     crop, mean, scale = run_folder.data_transform(os.path.join(run_dir, "train.prototxt"))
     try:
         _, change = recalibrate.recalibrate(os.path.join(run_dir, "deploy.prototxt"), snapshot,
-                                            os.path.join(data_dir, "train", "images"), crop, mean, out,
+                                            os.path.join(data_dir, "train"), crop, mean, out,
                                             scale=scale, gpu=s.gpu, progress=not s.quiet)
     except (ValueError, DatasetError) as e:
         raise TrainError(str(e)) from None
@@ -353,76 +353,12 @@ def run_identity(s, bb, img_bb, spec, weights, data_dir, sched):
     return json.loads(json.dumps(identity))     # as config.json holds it (tuples as lists)
 
 
-def similar_weight_arg(text):
-    """argparse type of --similar-weight: 'balanced' or a positive number."""
-    if text == "balanced":
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError("%r: give a positive number or 'balanced'" % text)
-    return value
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--dataset", default="cifar10", choices=sorted(netgen.DATASETS))
-    ap.add_argument("--bits", type=int, default=48)
-    ap.add_argument("--variant", default="dhn", choices=netgen.VARIANTS + ("dhn-b",))
-    ap.add_argument("--lr", type=float, help="base lr (default: %g, the authors'; %g with --features, %g with --backbone)"
-                    % (netgen.DEFAULT_LR, netgen.HEAD_DEFAULTS["lr"], netgen.FINETUNE_LR))
-    ap.add_argument("--lambda", dest="lambda_", type=float,
-                    help="the paper's λ (default: %g; with --backbone or --features %s)"
-                         % (netgen.DEFAULT_LAMBDA, ", ".join("%g at %d bits" % (v, k) for k, v in
-                                                             sorted(netgen.HEAD_DEFAULTS["lambda_"].items()))))
-    ap.add_argument("--iters", type=int, help="max_iter (default: the solver's)")
-    ap.add_argument("--gpu", type=int, help="GPU id (needs a CUDA build: make setup CUDA=1)")
-    ap.add_argument("--weights", help="pretrained caffemodel (default weights/bvlc_alexnet.caffemodel)")
-    ap.add_argument("--backbone", help="another Caffe net: DEPLOY.prototxt:LAYER, fch goes on LAYER (needs --weights)")
-    ap.add_argument("--mean", type=lambda v: tuple(float(x) for x in v.split(",")),
-                    help="BGR mean of --backbone's inputs, B,G,R (default 104,117,123)")
-    ap.add_argument("--scale", type=float, help="scale of --backbone's inputs after the mean (default 1)")
-    ap.add_argument("--data", dest="data_dir", help="converted dataset folder (default data/<dataset>/lmdb)")
-    ap.add_argument("--run", dest="run_dir", help="run folder (default runs/<dataset>-<bits>-<variant>)")
-    ap.add_argument("--seed", type=int, default=netgen.SEED)
-    ap.add_argument("--query", default="query", help="the split of queries (default query)")
-    ap.add_argument("--database", default="database",
-                    help="the database split (default database; e.g. a dhn.subset one, said in results and report)")
-    ap.add_argument("--force", action="store_true", help="evaluate again even if results.json exists")
-    ap.add_argument("--force-new", action="store_true",
-                    help="start the run folder over when it holds another configuration")
-    ap.add_argument("--features", action="store_true",
-                    help="frozen-feature mode: train fch on `make features` output of the backbone")
-    ap.add_argument("--alpha", type=float,
-                    help="θ = α<z_i, z_j> (default: 1, the paper's; %g/bits with --backbone or --features)"
-                         % netgen.HEAD_DEFAULTS["alpha_bits"])
-    ap.add_argument("--similar-weight", type=similar_weight_arg,
-                    help="weight of a similar pair in the pairwise loss: a number, or 'balanced' "
-                         "(#pairs / #similar pairs of each batch); default: 1, the paper's; %s with "
-                         "--backbone or --features" % netgen.HEAD_DEFAULTS["similar_weight"])
-    ap.add_argument("--backbone-lr-mult", type=float,
-                    help="scale the backbone's learning rate (0 freezes it; fch keeps 10/20); default 1, "
-                         "with --upper %g (the fch's rate)" % netgen.UPPER_DEFAULTS["backbone_lr_mult"])
-    ap.add_argument("--upper", metavar="CUT",
-                    help="the stored mode: store the backbone's outputs at layer CUT once (dhn.stored) and "
-                         "fine-tune the layers above it with fch; 1: below the last learnable layer")
-    ap.add_argument("--views", type=int, choices=(1, 2, 10),
-                    help="views stored per training image with --upper (default %d: centre crop and mirror)"
-                         % stored.TRAIN_VIEWS)
-    ap.add_argument("--feature-norm", dest="feature_norm", action="store_true", default=None,
-                    help="a BatchNorm between the backbone's features and fch (default: on for --backbone "
-                         "and --features, off for the paper's AlexNet)")
-    ap.add_argument("--no-feature-norm", dest="feature_norm", action="store_false")
-    ap.add_argument("--init-fch", help="fine-tune from the trained layers of a frozen or stored-mode run (its folder or "
-                    "caffemodel); default for --backbone: the stored-mode run (UPPER=1), trained first if missing; "
-                    "'none': a random fch")
-    ap.add_argument("--no-shuffle", dest="shuffle", action="store_false",
-                    help="read the training split in its stored order (Caffe's Data layer) instead of reshuffling every epoch")
+    options.add(ap, defaults=dict(dataset="cifar10", bits=48, variant="dhn"))
     args = ap.parse_args(argv)
     try:
-        res = run(RunSettings(**vars(args)))
+        res = run(options.settings(args))
     except (TrainError, DatasetError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
