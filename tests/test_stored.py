@@ -143,6 +143,26 @@ def test_a_stored_run_learns_and_its_whole_net_gives_the_same_codes(setup):
     assert again["map"] == res["map"]
 
 
+def test_head_statistics_over_a_stored_split_read_its_centre_crops(setup):
+    """dhn.recalibrate over a stored split: the BatchNorm input of the first view of each record
+    (the centre crop, what encoding reads), forwarded from the stored outputs."""
+    import caffe
+    run = os.path.join(setup["root"], "upper")
+    if not os.path.isfile(os.path.join(run, "deploy.prototxt")):
+        train.train("demo", 16, "dhn", upper="1", backbone=setup["spec"], weights=setup["model"], mean=MEAN,
+                    scale=SCALE, data_dir=setup["data"], run_dir=run, iters=300, quiet=True)
+    net = caffe.Net(os.path.join(run, "deploy.prototxt"), caffe.TEST, weights=run_folder.final_model(run))
+    split = os.path.join(setup["out"], "train")
+    blobs, _ = stored.read_blobs(split)
+    below = net.bottom_names["fch_bn"][0]
+    net.blobs[net.inputs[0]].reshape(70, *blobs.shape[1:])
+    net.blobs[net.inputs[0]].data[...] = blobs[0:140:2]          # records 0..69, view 0 of 2
+    x = net.forward(blobs=[below])[below].reshape(70, -1).astype(np.float64)
+    m, v = recalibrate.statistics(net, split, None, None, progress=False, limit=70)
+    np.testing.assert_allclose(m, x.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(v, x.var(0, ddof=1), rtol=1e-5, atol=1e-6)
+
+
 def test_whole_net_fine_tuning_fits_the_head_first_keeps_its_statistics_then_recomputes_them(setup, monkeypatch):
     monkeypatch.setenv("DHN_ROOT", setup["root"])      # the fitted head's run folder goes under runs/ there
     run = os.path.join(setup["root"], "whole")
@@ -177,7 +197,7 @@ def test_whole_net_fine_tuning_fits_the_head_first_keeps_its_statistics_then_rec
     np.testing.assert_allclose(bn[0].data, per_channel(x).mean(1), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(bn[1].data, per_channel(x).var(1, ddof=1), rtol=1e-5, atol=1e-6)
     assert bn[2].data[0] == 1.0
-    m, v = recalibrate.statistics(net, os.path.join(setup["data"], "train", "images"), crop, mean, scale, progress=False,
+    m, v = recalibrate.statistics(net, os.path.join(setup["data"], "train"), crop, mean, scale, progress=False,
                                   limit=70)     # the first 70 images: a batch (64) and part of the next
     np.testing.assert_allclose(m, per_channel(x[:70]).mean(1), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(v, per_channel(x[:70]).var(1, ddof=1), rtol=1e-5, atol=1e-6)

@@ -12,6 +12,8 @@ transform (centre crop, the one encoding uses), and that net is the run's final 
 scale factor: mean in blob 0, the unbiased variance (×m/(m−1), as its own moving average does)
 in blob 1, factor 1 in blob 2.
 """
+import os
+
 import numpy as np
 
 from . import encode
@@ -20,14 +22,32 @@ from .atomic import write_atomic
 HEAD_BN = "fch_bn"     # netgen.hash_head's BatchNorm before fch
 
 
-def statistics(net, images_lmdb, crop, mean, scale=1.0, bn=HEAD_BN, progress=True, limit=None):
-    """(mean, unbiased variance) per channel of ``bn``'s input over every image of images_lmdb
-    (centre crop, TEST phase; ``limit``: its first images only), over images and spatial
-    positions as Caffe's BatchNorm averages."""
+def _blocks(net, split_dir, crop, mean, scale, bottom, progress):
+    """The BatchNorm input ``bottom`` of every record of a split in the TEST phase's transform:
+    forwarded from its images (centre crop), or, for a stored split (dhn.stored), from its
+    stored outputs (the first view of each record, the centre crop, as encoding reads them)."""
+    from . import stored
+    if not os.path.isfile(os.path.join(split_dir, stored.BLOBS)):
+        yield from encode.forward_batches(net, os.path.join(split_dir, "images"), crop, mean, out_blob=bottom,
+                                          scale=scale, progress=progress)
+        return
+    blobs, manifest = stored.read_blobs(split_dir)
+    views, data, batch = manifest["blobs"]["views"], net.blobs[net.inputs[0]], 64
+    for start in range(0, manifest["count"], batch):
+        rows = blobs[start * views:min(manifest["count"], start + batch) * views:views]
+        if data.data.shape[0] != len(rows):
+            data.reshape(len(rows), *blobs.shape[1:])
+        data.data[...] = rows
+        yield net.forward(blobs=[bottom])[bottom]
+
+
+def statistics(net, split_dir, crop, mean, scale=1.0, bn=HEAD_BN, progress=True, limit=None):
+    """(mean, unbiased variance) per channel of ``bn``'s input over every record of the split in
+    split_dir (TEST phase, centre crop; _blocks; ``limit``: its first records only), over records
+    and spatial positions as Caffe's BatchNorm averages."""
     bottom = net.bottom_names[bn][0]
     count, total, squares, images = 0, 0.0, 0.0, 0
-    for block in encode.forward_batches(net, images_lmdb, crop, mean, out_blob=bottom, scale=scale,
-                                        progress=progress):
+    for block in _blocks(net, split_dir, crop, mean, scale, bottom, progress):
         if limit is not None:
             block = block[:limit - images]
             images += len(block)
@@ -39,22 +59,22 @@ def statistics(net, images_lmdb, crop, mean, scale=1.0, bn=HEAD_BN, progress=Tru
         if limit is not None and images >= limit:
             break
     if count < 2:
-        raise ValueError("%s: BatchNorm statistics need at least 2 values a channel, got %d" % (images_lmdb, count))
+        raise ValueError("%s: BatchNorm statistics need at least 2 values a channel, got %d" % (split_dir, count))
     m = total / count
     var = np.maximum(squares / count - m * m, 0.0) * count / (count - 1)
     return m, var
 
 
-def recalibrate(deploy_prototxt, caffemodel, images_lmdb, crop, mean, out_path, scale=1.0, gpu=None, progress=True):
+def recalibrate(deploy_prototxt, caffemodel, split_dir, crop, mean, out_path, scale=1.0, gpu=None, progress=True):
     """Write out_path (whole or not at all): caffemodel with the head BatchNorm's statistics
-    recomputed over images_lmdb (statistics). Returns (out_path, {shift, var_ratio}): how far the
+    recomputed over the split in split_dir (statistics). Returns (out_path, {shift, var_ratio}): how far the
     stored statistics were from the recomputed ones (median |Δmean| / stored s.d., median
     recomputed / stored variance), for the log."""
     net = encode._load_net(deploy_prototxt, caffemodel, crop, "code", gpu)
     if HEAD_BN not in net.params:
         raise ValueError("%s has no %s layer: only a head with a BatchNorm (feature_norm) is recalibrated"
                          % (deploy_prototxt, HEAD_BN))
-    m, var = statistics(net, images_lmdb, crop, mean, scale, progress=progress)
+    m, var = statistics(net, split_dir, crop, mean, scale, progress=progress)
     blobs = net.params[HEAD_BN]
     factor = float(blobs[2].data.reshape(-1)[0])
     old_m, old_var = (blobs[0].data / factor, blobs[1].data / factor) if factor else (m, var)

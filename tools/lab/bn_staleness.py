@@ -31,7 +31,7 @@ def query_map(net):
 def recal(run, model, n):
     import caffe
     net = caffe.Net(os.path.join(run, "deploy.prototxt"), os.path.join(run, model), caffe.TEST)
-    m, v = recalibrate.statistics(net, LMDB + "/train/images", CROP, MEAN, progress=False, limit=n)
+    m, v = recalibrate.statistics(net, LMDB + "/train", CROP, MEAN, progress=False, limit=n)
     bn = net.params[recalibrate.HEAD_BN]
     s = bn[2].data[0]
     om, ov = bn[0].data / s, bn[1].data / s
@@ -60,7 +60,7 @@ def start(run):
     import caffe
     out = os.path.join(run, "init.bn.caffemodel")
     _, change = recalibrate.recalibrate(os.path.join(run, "deploy.prototxt"), os.path.join(run, "init.caffemodel"),
-                                        LMDB + "/train/images", CROP, MEAN, out, progress=False)
+                                        LMDB + "/train", CROP, MEAN, out, progress=False)
     net = caffe.Net(os.path.join(run, "deploy.prototxt"), out, caffe.TEST)
     print("start, recalibrated over train: query-vs-query MAP %.4f (change %s)" % (query_map(net), change))
 
