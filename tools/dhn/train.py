@@ -213,13 +213,13 @@ def whole_foreign_net(settings):
     return bool(settings.backbone) and not settings.features and not settings.upper
 
 
-def fit_head(settings, run_dir=None):
-    """What whole-net fine-tuning starts from unless told otherwise (--init-fch): the stored-mode
-    run of the same dataset, bits, variant, seed and data (its defaults; UPPER=1), trained here
-    if it is not done. A random fch on a pretrained net costs MAP in the first iterations and
-    a CPU cannot afford the iterations to win it back (docs/lab/2026-12-07-stored-mode-and-whole-net.md).
-    ``run_dir``: its folder (default: the stored run's own under runs/, the one dhn.table names;
-    dhn.sweep keeps its head among its grid). Returns that run's folder."""
+def head_settings(settings, run_dir=None):
+    """The run whole-net fine-tuning starts from unless told otherwise (--init-fch): the stored-mode
+    run of the same dataset, bits, variant, seed and data (its defaults; UPPER=1). A random fch on
+    a pretrained net costs MAP in the first iterations and a CPU cannot afford the iterations to
+    win it back (docs/lab/2026-12-07-stored-mode-and-whole-net.md). ``run_dir``: its folder
+    (default: the stored run's own under runs/, the one dhn.table names; dhn.sweep keeps its head
+    among its grid)."""
     root = paths.root()
     bb = foreign_backbone(settings.dataset, settings.backbone, settings.mean, settings.scale, settings.weights)
     try:
@@ -229,14 +229,38 @@ def fit_head(settings, run_dir=None):
     # the stored run's own folder, with the seed as dhn.table names its runs when it is not the default
     name = "%s-%s%s" % (run_folder.run_name(settings.dataset, settings.bits, settings.variant), stored.run_tag(bb, cut),
                         "" if settings.seed == netgen.SEED else "-s%d" % settings.seed)
-    head = replace(settings, upper="1", iters=None, lr=None, backbone_lr_mult=None,
+    return replace(settings, upper="1", iters=None, lr=None, backbone_lr_mult=None,
                    run_dir=run_dir or os.path.join(root, "runs", name),
                    init_fch=None, force=False, force_new=False, views=None)
-    doc = run(head)
+
+
+def fit_head(settings, run_dir=None):
+    """Train (or find done) the head_settings run of ``settings``; returns its folder."""
+    head = head_settings(settings, run_dir)
+    _said_head(run_one(head), settings)
+    return head.run_dir
+
+
+def _said_head(doc, settings):
     if not settings.quiet:
         print("dhn.train: whole-net fine-tuning starts from the fitted head of %s (MAP %.4f)" % (doc["run"], doc["map"]),
               file=sys.stderr)
-    return head.run_dir
+
+
+def steps(settings):
+    """The runs a request takes, in order, each a RunSettings that run_one trains: one, or for
+    whole-net fine-tuning of a foreign backbone without --init-fch, its fitted head (head_settings)
+    first and then the whole net starting from that head's folder."""
+    settings.check()
+    if settings.upper and not settings.backbone:
+        settings = replace(settings, **dict(zip(("backbone", "weights"),
+                                                paper_net(settings.dataset, settings.weights, paths.root()))))
+    if settings.init_fch is None and whole_foreign_net(settings):
+        head = head_settings(settings)
+        return [head, replace(settings, init_fch=head.run_dir)]
+    if settings.init_fch == "none":       # asked for a cold start: a random fch on the whole net
+        settings = replace(settings, init_fch=None)
+    return [settings]
 
 
 def train(dataset, bits, variant, **options):
@@ -245,7 +269,19 @@ def train(dataset, bits, variant, **options):
 
 
 def run(settings):
-    """The whole job of a RunSettings; returns the run's results.json document (metrics and
+    """The whole job of a RunSettings: each of its steps() in turn, said when there is more than
+    one; returns the last one's results.json document (run_one)."""
+    plan = steps(settings)
+    if len(plan) > 1 and not settings.quiet:
+        print("dhn.train: two steps: the fitted head (%s, a stored-mode run), then whole-net fine-tuning from it"
+              % plan[0].run_dir, file=sys.stderr)
+    for step in plan[:-1]:
+        _said_head(run_one(step), settings)
+    return run_one(plan[-1])
+
+
+def run_one(settings):
+    """One run of a RunSettings (one of steps()); returns the run's results.json document (metrics and
     configuration). ``backbone``: another Caffe net as ``deploy.prototxt:layer`` (with ``weights``,
     its caffemodel; ``mean`` (BGR) and ``scale`` of its inputs, applied as Caffe does:
     (pixel − mean) × scale). ``features``: the frozen-feature mode, fch + losses trained on
@@ -253,15 +289,9 @@ def run(settings):
     ``upper``: the stored mode (dhn.stored), the layers above that cut trained on their stored
     inputs. ``init_fch``: fine-tune from the trained layers of a frozen or stored-mode run (its
     folder or caffemodel) instead of a random fch (run_folder.warm_start); whole-net fine-tuning
-    of a ``backbone`` fits that head first by itself (fit_head; "none": a random fch)."""
+    of a ``backbone`` needs a head first (steps(); "none" there: a random fch)."""
     settings.check()
     root = paths.root()
-    if settings.upper and not settings.backbone:
-        settings = replace(settings, **dict(zip(("backbone", "weights"), paper_net(settings.dataset, settings.weights, root))))
-    if settings.init_fch is None and whole_foreign_net(settings):
-        settings = replace(settings, init_fch=fit_head(settings))
-    elif settings.init_fch == "none":       # asked for a cold start: a random fch on the whole net
-        settings = replace(settings, init_fch=None)
     s = settings.resolved()
     dataset, bits, variant, features, query, database = s.dataset, s.bits, s.variant, s.features, s.query, s.database
     bb, img_bb, spec, weights, data_dir, suffix = _model_and_data(s, root)
