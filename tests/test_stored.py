@@ -274,6 +274,12 @@ def test_a_fresh_stored_run_states_its_expected_time_before_storing(setup, tmp_p
     said = capsys.readouterr().err
     assert said.count("dhn.train: expected ≈ ") == 1 and "store 200 views" in said and "train 2 iterations" in said
     assert said.index("dhn.train: expected") < said.index("dhn.stored: demo/train")
+    # only what is still to store counts: the query split (20 images, one view) of a run stored before
+    import shutil
+    shutil.rmtree(os.path.join(stored.stored_folder(data, _bb(setup), "c1"), "query"))
+    train.train("demo", 16, "dhn", backbone=setup["spec"], weights=setup["model"], upper="1", mean=MEAN, scale=SCALE,
+                data_dir=data, run_dir=str(tmp_path / "run"), iters=2)
+    assert "store 20 views" in capsys.readouterr().err
 
 
 def test_auto_stores_with_the_engine_that_was_faster_and_records_it(setup, tmp_path, monkeypatch, capsys):

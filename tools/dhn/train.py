@@ -200,9 +200,10 @@ def _say_expected(s, bb, cut, root):
     except DatasetError:
         return          # store() says what is missing
     out = stored.stored_folder(data_dir, bb, cut)
-    if all(os.path.isfile(os.path.join(out, split, "manifest.json")) for split in counts):
+    missing = [split for split in counts if not os.path.isfile(os.path.join(out, split, "manifest.json"))]
+    if not missing:
         return          # stored before: only training and encoding are left, and their bars say when
-    to_store = counts["train"] * views + counts[s.query] + counts[s.database]
+    to_store = sum(counts[split] * (views if split == "train" else 1) for split in missing)
     iters, to_encode = schedule(s.dataset, s.iters).max_iter, counts[s.query] + counts[s.database]
     expected = stored.expected_seconds(bb, cut, s.weights, s.bits, to_store, iters, to_encode)
     print("dhn.train: " + stored.describe_expected(expected, to_store, iters, to_encode), file=sys.stderr)
