@@ -47,6 +47,36 @@ def test_the_cut_keeps_relu_below_and_the_learnable_layers_above(setup):
         stored.split_backbone(bb, "conv9")
 
 
+MODULE_NET = """name: "modules"
+input: "img" input_shape { dim: 1 dim: 3 dim: 32 dim: 32 }
+layer { name: "c1" type: "Convolution" bottom: "img" top: "c1" convolution_param { num_output: 8 kernel_size: 3 } }
+layer { name: "r1" type: "ReLU" bottom: "c1" top: "c1" }
+layer { name: "p1" type: "Pooling" bottom: "c1" top: "p1" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "m/squeeze" type: "Convolution" bottom: "p1" top: "m/squeeze" convolution_param { num_output: 4 kernel_size: 1 } }
+layer { name: "m/e1" type: "Convolution" bottom: "m/squeeze" top: "m/e1" convolution_param { num_output: 4 kernel_size: 1 } }
+layer { name: "m/e3" type: "Convolution" bottom: "m/squeeze" top: "m/e3" convolution_param { num_output: 4 kernel_size: 3 pad: 1 } }
+layer { name: "m/concat" type: "Concat" bottom: "m/e1" bottom: "m/e3" top: "m/concat" }
+layer { name: "final" type: "Convolution" bottom: "m/concat" top: "final" convolution_param { num_output: 6 kernel_size: 1 } }
+layer { name: "gp" type: "Pooling" bottom: "final" top: "gp" pooling_param { pool: AVE global_pooling: true } }
+"""
+
+
+def test_the_default_cut_keeps_the_last_module_above_it(tmp_path):
+    """UPPER=1 on a net of modules (layers named MODULE/…, as SqueezeNet's Fire modules): the cut is
+    below the module that feeds the last learnable layer, so the module trains with it."""
+    path = tmp_path / "deploy.prototxt"
+    path.write_text(MODULE_NET)
+    bb = netgen.foreign_backbone(str(path) + ":gp")
+    assert stored.default_cut(bb) == "p1"
+    _, upper, blob = stored.split_backbone(bb, "p1")
+    assert blob == "p1" and [layer.name for layer in upper] == ["m/squeeze", "m/e1", "m/e3", "m/concat", "final", "gp"]
+    # a net whose last learnable layer reads a plain layer's output: below that layer only
+    path.write_text(MODULE_NET.replace('bottom: "m/concat" top: "final"', 'bottom: "p1" top: "final"'))
+    assert stored.default_cut(netgen.foreign_backbone(str(path) + ":gp")) == "p1"
+    path.write_text(MODULE_NET.replace('bottom: "m/concat" top: "final"', 'bottom: "c1" top: "final"'))
+    assert stored.default_cut(netgen.foreign_backbone(str(path) + ":gp")) == "c1"
+
+
 def test_stored_views_are_the_test_phase_outputs_of_centre_crop_and_mirror(setup):
     import caffe
     blobs, m = stored.read_blobs(os.path.join(setup["out"], "train"))

@@ -2,9 +2,9 @@
 
 - peak: a 4096² single-precision GEMM through the BLAS library Caffe itself links (found with
   ldd), best of three: the rate no convolution or inner product can beat on these cores;
-- the storing pass: the backbone's lower part (SqueezeNet up to fire9/concat; AlexNet conv1–fc7
+- the storing pass: the backbone's lower part (SqueezeNet up to its default cut, stored.default_cut; AlexNet conv1–fc7
   with filler weights, the same shapes) forward in Caffe's TEST phase, batch 64;
-- the stored step: `caffe train` of the stored mode's net (SqueezeNet above fire9/concat +
+- the stored step: `caffe train` of the stored mode's net (SqueezeNet above its default cut +
   BatchNorm + fch48 + both losses) on a generated stored split, batch 64, the Python data layer
   and losses included;
 - encoding through stored outputs: the stored mode's deploy net forward, batch 64;

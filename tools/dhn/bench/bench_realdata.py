@@ -7,7 +7,7 @@ beside AlexNet, and the frozen-feature mode.
   layer over 256×256 PNG records: seconds per iteration and images/s, SqueezeNet vs AlexNet
   (DHN_BENCH_FT_ITERS iterations each, default 6, after one warm-up iteration);
 - the stored mode (make train UPPER=1): seconds per iteration of SqueezeNet's layers above
-  fire9/concat + fch48 + losses on generated stored outputs, against the whole-net step;
+  its default cut (stored.default_cut) + fch48 + losses on generated stored outputs, against the whole-net step;
 - the frozen-feature mode: seconds per 1,000 iterations of fch48 + losses on 5,000 × 1,000
   float features (the size of SqueezeNet's on CIFAR-10), batch 64.
 The SqueezeNet figures need its model: weights/squeezenet_v1.0_dc/ (make weights MODEL=squeezenet),
@@ -72,8 +72,8 @@ def finetune_rate(tmp, bb, weights, iters):
 
 
 def stored_rate(tmp, sq, weights, iters):
-    """Seconds per iteration of the stored mode's net: SqueezeNet above fire9/concat (drop9,
-    conv_final at ×10, pool_final) + BatchNorm + fch48 + losses, on a generated stored split of
+    """Seconds per iteration of the stored mode's net: SqueezeNet above its default cut
+    (stored.default_cut: pool8, so fire9 and conv_final at ×10, pool_final) + BatchNorm + fch48 + losses, on a generated stored split of
     128 records × 2 views of 512×13×13 float16 (dhn.stored's layout), batch 64."""
     import json
     from dhn import stored
@@ -172,7 +172,7 @@ def run():
                                "AlexNet fine-tuning step, batch 64"),
                         Figure("finetune.squeezenet_img_per_s", 64 / s_ft, "img/s", a_ft / s_ft, "AlexNet"),
                         Figure("stored.squeezenet_s_per_iter", s_up, "s", s_up / s_ft,
-                               "SqueezeNet whole-net step (the stored mode: conv_final + fch48 on stored fire9/concat)")]
+                               "SqueezeNet whole-net step (the stored mode: the layers above its default cut + fch48)")]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return figures
