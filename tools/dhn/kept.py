@@ -50,7 +50,7 @@ def keep(run_dir, root=None):
 
 def find(name, identity, results_name="results.json", root=None):
     """The kept results document of run ``name`` when its recorded identity equals ``identity``
-    (run_folder.IDENTITY), else None: a kept run of another configuration is not this run."""
+    (run_folder.RunIdentity), else None: a kept run of another configuration is not this run."""
     path = os.path.join(folder(root), name)
     try:
         config = read_json(os.path.join(path, "config.json"), "")

@@ -18,7 +18,7 @@ import json
 import os
 import re
 import subprocess
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 
 from caffe.proto import caffe_pb2
 from google.protobuf import text_format
@@ -291,34 +291,68 @@ def project_commit():
         return None
 
 
-# What makes a run folder one configuration: a re-run with any of these changed is refused.
-IDENTITY = ("dataset", "bits", "variant", "mode", "backbone", "weights_sha256", "features", "lr", "lambda",
-            "alpha", "max_iter", "lr_policy", "gamma", "stepsize", "batch", "seed", "shuffle", "train_split",
-            "backbone_lr_mult", "init_fch", "feature_norm", "similar_weight", "mean", "scale", "upper", "views",
-            "norm_stats", "backbone_dropout", "bn_recalibration")
-
-
 def _foreign_dropout(old, doc, new):
     """Before backbone_dropout was recorded, a foreign backbone trained with its Dropout layers."""
     return True if old.get("mode") != "frozen features" and ":" in str(old.get("backbone")) else None
 
 
-# Each key that joined the identity after the first runs were recorded, with what a run recorded
-# before it existed did (a function of that run's identity, its whole config.json and the identity
-# now asked for), in the order they joined; a record is read with these filled in, so an old run
-# folder of the same configuration is recognised as the same.
-ADDED_KEYS = (
+def _key(before=None):
+    """A field of RunIdentity; ``before``: for a key that joined the identity after the first runs
+    were recorded, what a run recorded before it existed did (a function of that run's identity,
+    its whole config.json and the identity now asked for)."""
+    return field(default=None, metadata={"before": before} if before else {})
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunIdentity:
+    """What makes a run folder one configuration, in the order config.json's "identity" records it
+    (to_json): a re-run with any field changed is refused (check_same_config). A record from before
+    a key existed is read with that key's ``before`` filled in (with_keys_added_since), so an old
+    run folder of the same configuration is recognised as the same."""
+    dataset: str = _key()
+    bits: int = _key()
+    variant: str = _key()
+    mode: str = _key()                 # "fine-tuned", "frozen features", "fine-tuned above stored CUT"
+    backbone: str = _key()             # the net's spec (DEPLOY:LAYER or the dataset's own)
+    weights_sha256: str = _key()
+    features: str = _key()             # the frozen mode's features folder name
+    lr: float = _key()
+    alpha: float = _key()
+    max_iter: int = _key()
+    lr_policy: str = _key()
+    gamma: float = _key()
+    stepsize: int = _key()
+    batch: int = _key()
+    seed: int = _key()
+    shuffle: bool = _key()
+    train_split: str = _key()          # the training split's key (split_folder.split_key)
+    backbone_lr_mult: float = _key()
+    init_fch: str = _key()             # sha256 of the caffemodel a fine-tuning run started from
+    feature_norm: bool = _key()
+    similar_weight: object = _key(lambda old, doc, new: 1.0)          # the paper's weight
+    upper: str = _key(lambda old, doc, new: None)                     # before the stored mode: not that mode
+    norm_stats: str = _key(lambda old, doc, new: "batch" if old.get("feature_norm") else None)  # batch statistics always
+    backbone_dropout: bool = _key(_foreign_dropout)
+    bn_recalibration: str = _key(lambda old, doc, new: None)          # the final net was the last snapshot
+    views: int = _key(lambda old, doc, new: None)
     # the input transform: the config's own mean and scale (None there: the dataset's own backbone,
     # whose transform no option changes)
-    ("mean", lambda old, doc, new: new["mean"] if doc.get("mean") is None else doc["mean"]),
-    ("scale", lambda old, doc, new: new["scale"] if doc.get("scale") is None else doc["scale"]),
-    ("similar_weight", lambda old, doc, new: 1.0),           # the paper's weight
-    ("upper", lambda old, doc, new: None),                   # before the stored mode: not that mode
-    ("views", lambda old, doc, new: None),
-    ("norm_stats", lambda old, doc, new: "batch" if old.get("feature_norm") else None),   # batch statistics always
-    ("backbone_dropout", _foreign_dropout),
-    ("bn_recalibration", lambda old, doc, new: None),        # the final net was the last snapshot
-)
+    mean: list = _key(lambda old, doc, new: new["mean"] if doc.get("mean") is None else doc["mean"])
+    scale: float = _key(lambda old, doc, new: new["scale"] if doc.get("scale") is None else doc["scale"])
+    lambda_: float = _key()            # the paper's λ, recorded as "lambda"
+
+    @staticmethod
+    def key(name):
+        """A field's name in config.json."""
+        return "lambda" if name == "lambda_" else name
+
+    def to_json(self):
+        """The identity as config.json records it (tuples as lists)."""
+        return json.loads(json.dumps({self.key(f.name): getattr(self, f.name) for f in fields(self)}))
+
+
+IDENTITY = tuple(RunIdentity.key(f.name) for f in fields(RunIdentity))
+ADDED_KEYS = tuple((RunIdentity.key(f.name), f.metadata["before"]) for f in fields(RunIdentity) if f.metadata)
 
 
 def with_keys_added_since(old, doc, identity):

@@ -355,33 +355,31 @@ def run_one(settings):
 
 
 def run_identity(s, bb, img_bb, spec, weights, data_dir, sched):
-    """What makes a run one configuration (run_folder.IDENTITY), as config.json records it: the
+    """What makes a run one configuration (run_folder.RunIdentity), as config.json records it: the
     resolved settings ``s``, the net's backbone ``bb`` and the one that takes the images, the
     backbone spec and weights, the data folder and the Schedule."""
     dataset, bits, variant, features = s.dataset, s.bits, s.variant, s.features
     transform = img_bb or netgen.BACKBONES[netgen.DATASETS[dataset]["backbone"]]   # the images' mean and scale
     upper = bb["cut"] if bb and bb.get("stored") else None
     mode = "frozen features" if features else "fine-tuned above stored %s" % upper if upper else "fine-tuned"
-    identity = dict(dataset=dataset, bits=bits, variant=variant, mode=mode,
-                    backbone=spec, weights_sha256=file_digest(weights, "sha256") if weights else None,
-                    features=bb["name"] if features else None, lr=s.lr, alpha=s.alpha,
-                    max_iter=sched.max_iter, lr_policy=netgen.SOLVER_DEFAULTS["lr_policy"],
-                    gamma=netgen.SOLVER_DEFAULTS["gamma"], stepsize=sched.stepsize, batch=s.batch, seed=s.seed,
-                    shuffle=s.shuffle, train_split=split_folder.split_key(os.path.join(data_dir, "train")),
-                    backbone_lr_mult=s.backbone_lr_mult, init_fch=None, feature_norm=s.feature_norm,
-                    similar_weight=s.similar_weight, upper=upper, norm_stats=norm_stats(s),
-                    # a foreign backbone's Dropout layers train only without the BatchNorm (netgen.without_dropout)
-                    backbone_dropout=(not s.feature_norm) if bb and "layers" in bb else None,
-                    # the fitted head's BatchNorm kept in training goes stale as the net below moves
-                    bn_recalibration=BN_RECALIBRATION if norm_stats(s) == "global" and not (features or upper) else None,
-                    views=split_folder.check_split(os.path.join(data_dir, "train"))["blobs"]["views"] if upper else None,
-                    mean=[float(v) for v in transform["mean"]], scale=float(transform["scale"]),
-                    **{"lambda": s.lambda_})
-    if s.init_fch:
-        if features:
-            raise TrainError("--init-fch starts a fine-tuning run from a frozen run's fch; this run is frozen itself")
-        identity["init_fch"] = file_digest(run_folder.final_model(s.init_fch), "sha256")
-    return json.loads(json.dumps(identity))     # as config.json holds it (tuples as lists)
+    if s.init_fch and features:
+        raise TrainError("--init-fch starts a fine-tuning run from a frozen run's fch; this run is frozen itself")
+    return run_folder.RunIdentity(
+        dataset=dataset, bits=bits, variant=variant, mode=mode,
+        backbone=spec, weights_sha256=file_digest(weights, "sha256") if weights else None,
+        features=bb["name"] if features else None, lr=s.lr, alpha=s.alpha,
+        max_iter=sched.max_iter, lr_policy=netgen.SOLVER_DEFAULTS["lr_policy"],
+        gamma=netgen.SOLVER_DEFAULTS["gamma"], stepsize=sched.stepsize, batch=s.batch, seed=s.seed,
+        shuffle=s.shuffle, train_split=split_folder.split_key(os.path.join(data_dir, "train")),
+        backbone_lr_mult=s.backbone_lr_mult,
+        init_fch=file_digest(run_folder.final_model(s.init_fch), "sha256") if s.init_fch else None,
+        feature_norm=s.feature_norm, similar_weight=s.similar_weight, upper=upper, norm_stats=norm_stats(s),
+        # a foreign backbone's Dropout layers train only without the BatchNorm (netgen.without_dropout)
+        backbone_dropout=(not s.feature_norm) if bb and "layers" in bb else None,
+        # the fitted head's BatchNorm kept in training goes stale as the net below moves
+        bn_recalibration=BN_RECALIBRATION if norm_stats(s) == "global" and not (features or upper) else None,
+        views=split_folder.check_split(os.path.join(data_dir, "train"))["blobs"]["views"] if upper else None,
+        mean=[float(v) for v in transform["mean"]], scale=float(transform["scale"]), lambda_=s.lambda_).to_json()
 
 
 def main(argv=None):
