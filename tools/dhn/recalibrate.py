@@ -32,13 +32,7 @@ def _blocks(net, split_dir, crop, mean, scale, bottom, progress):
                                           scale=scale, progress=progress)
         return
     blobs, manifest = stored.read_blobs(split_dir)
-    views, data, batch = manifest["blobs"]["views"], net.blobs[net.inputs[0]], 64
-    for start in range(0, manifest["count"], batch):
-        rows = blobs[start * views:min(manifest["count"], start + batch) * views:views]
-        if data.data.shape[0] != len(rows):
-            data.reshape(len(rows), *blobs.shape[1:])
-        data.data[...] = rows
-        yield net.forward(blobs=[bottom])[bottom]
+    yield from stored.forward_first_views(net, blobs, manifest, bottom)
 
 
 def statistics(net, split_dir, crop, mean, scale=1.0, bn=HEAD_BN, progress=True, limit=None):

@@ -305,24 +305,31 @@ def encode_blobs(deploy_prototxt, caffemodel, split_dir, batch=64, code_blob="co
     deploy net whose input is the cut blob (netgen.deploy_net with stored_backbone())."""
     from tqdm import tqdm
     blobs, manifest = read_blobs(split_dir)
-    views = manifest["blobs"]["views"]
     net = encode._load_net(deploy_prototxt, caffemodel, None, code_blob, gpu)
     data = net.blobs[net.inputs[0]]
     if tuple(data.data.shape[1:]) != tuple(blobs.shape[1:]):
         raise ValueError("%s takes %s, %s holds %s: store the split at the run's cut"
                          % (deploy_prototxt, "×".join(map(str, data.data.shape[1:])), split_dir,
                             "×".join(map(str, blobs.shape[1:]))))
-    n, codes = manifest["count"], []
     name = os.path.join(*os.path.normpath(os.path.abspath(split_dir)).split(os.sep)[-2:])
-    with tqdm(total=n, unit="img", desc="encode %s" % name, disable=not progress, file=sys.stderr) as bar:
-        for start in range(0, n, batch):
-            rows = blobs[start * views:min(n, start + batch) * views:views]
-            if data.data.shape[0] != len(rows):
-                data.reshape(len(rows), *blobs.shape[1:])
-            data.data[...] = rows
-            codes.append(np.array(net.forward(blobs=[code_blob])[code_blob], np.float32).reshape(len(rows), -1))
-            bar.update(len(rows))
+    codes = []
+    with tqdm(total=manifest["count"], unit="img", desc="encode %s" % name, disable=not progress, file=sys.stderr) as bar:
+        for out in forward_first_views(net, blobs, manifest, code_blob, batch):
+            codes.append(np.array(out, np.float32).reshape(len(out), -1))
+            bar.update(len(out))
     return np.concatenate(codes)
+
+
+def forward_first_views(net, blobs, manifest, out_blob, batch=64):
+    """``out_blob`` of ``net`` (its input: the cut blob) for the first view of each record of a
+    stored split (read_blobs), ``batch`` records at a time: what encoding and dhn.recalibrate read."""
+    n, views, data = manifest["count"], manifest["blobs"]["views"], net.blobs[net.inputs[0]]
+    for start in range(0, n, batch):
+        rows = blobs[start * views:min(n, start + batch) * views:views]
+        if data.data.shape[0] != len(rows):
+            data.reshape(len(rows), *blobs.shape[1:])
+        data.data[...] = rows
+        yield net.forward(blobs=[out_blob])[out_blob]
 
 
 def main(argv=None):
