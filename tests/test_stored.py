@@ -38,7 +38,7 @@ def _bb(setup):
 def test_the_cut_keeps_relu_below_and_the_learnable_layers_above(setup):
     bb = _bb(setup)
     lower, upper, blob = stored.split_backbone(bb, "c1")
-    assert [layer.name for layer in lower["layers"]] == ["c1", "r1"] and lower["feature"] == blob == "c1"
+    assert [layer.name for layer in lower.layers] == ["c1", "r1"] and lower.feature == blob == "c1"
     assert [layer.name for layer in upper] == ["feat", "feat_relu"]
     assert stored.default_cut(bb) == "c1"         # below the last learnable layer (feat)
     with pytest.raises(ValueError, match="nothing learnable between feat and feat"):

@@ -34,7 +34,7 @@ def test_the_committed_alexnet_deploy_net_has_bvlcs_names_and_shapes():
     assert {name: net.params[name][0].data.shape for name in net.params} == BVLC_ALEXNET_SHAPES
     assert net.blobs["data"].data.shape == (1, 3, 227, 227) and net.outputs == ["fc7"]
     bb = netgen.foreign_backbone(netgen.ALEXNET_DEPLOY + ":fc7")
-    assert bb["name"] == "alexnet" and stored.default_cut(bb) == "fc6"
+    assert bb.name == "alexnet" and stored.default_cut(bb) == "fc6"
     _, upper, blob = stored.split_backbone(bb, "pool5")      # UPPER=pool5: fc6 and fc7 train
     assert blob == "pool5" and [layer.name for layer in upper] == ["fc6", "relu6", "fc7", "relu7"]
 

@@ -185,8 +185,8 @@ def test_foreign_backbone_is_cut_after_its_layer(foreign_model):
     from dhn import netgen
     deploy, _, _ = foreign_model
     bb = netgen.foreign_backbone(deploy + ":feat", mean=(128, 128, 128))
-    assert [layer.name for layer in bb["layers"]] == ["c1", "r1", "feat", "feat_relu"]
-    assert (bb["input"], bb["crop"], bb["feature"]) == ("img", 28, "feat")
+    assert [layer.name for layer in bb.layers] == ["c1", "r1", "feat", "feat_relu"]
+    assert (bb.input, bb.crop, bb.feature) == ("img", 28, "feat")
     names = [layer.name for layer in netgen.train_net("demo", 8, "dhn", backbone=bb).layer]
     assert names == ["data", "c1", "r1", "feat", "feat_relu", "fch", "code", "pair_loss", "quant_loss"]
     dep = netgen.deploy_net("demo", 8, batch=4, backbone=bb)

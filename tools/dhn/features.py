@@ -50,7 +50,7 @@ def transform_suffix(mean, scale):
 
 
 def backbone_of(dataset, spec=None, mean=None, scale=None, weights=None):
-    """(backbone dict, weights path, features name) for the dataset's own backbone or DEPLOY:LAYER;
+    """(netgen.Backbone, weights path, features name) for the dataset's own backbone or DEPLOY:LAYER;
     the name carries the input transform when it is not the default (transform_suffix)."""
     root = paths.root()
     if spec:
@@ -58,16 +58,16 @@ def backbone_of(dataset, spec=None, mean=None, scale=None, weights=None):
             bb = netgen.foreign_backbone(spec, **({"mean": mean} if mean else {}), scale=scale or 1.0)
         except ValueError as e:
             raise FeatureError(str(e)) from None
-        layer = spec.rpartition(":")[2] + transform_suffix(bb["mean"], bb["scale"])
+        layer = spec.rpartition(":")[2] + transform_suffix(bb.mean, bb.scale)
     else:
         name = netgen.DATASETS[dataset]["backbone"]
-        bb = dict(netgen.BACKBONES[name], name=name, input="data")
+        bb = netgen.built_backbone(name)
         layer = "fc7"
         weights = weights or os.path.join(root, "weights", "bvlc_alexnet.caffemodel")
     if not weights or not os.path.isfile(weights):
         raise FeatureError("%s: the backbone's pretrained caffemodel is missing: pass --weights (make: WEIGHTS=)%s"
                            % (weights or spec, "" if spec else ", or run `make weights`"))
-    return bb, weights, "%s-%s" % (bb["name"], layer)
+    return bb, weights, "%s-%s" % (bb.name, layer)
 
 
 def check_weights(bb, weights, spec):
@@ -121,8 +121,8 @@ def extract_split(split_dir, out_dir, bb, weights, batch=64, gpu=None, progress=
     def fill(tmp):
         deploy, feature_blob = write_backbone_net(bb, tmp, batch)
         t0 = time.perf_counter()
-        feats = encode.encode(deploy, weights, os.path.join(split_dir, "images"), crop=bb["crop"],
-                              mean_bgr=bb["mean"], scale=bb["scale"], batch_size=batch, code_blob=feature_blob,
+        feats = encode.encode(deploy, weights, os.path.join(split_dir, "images"), crop=bb.crop,
+                              mean_bgr=bb.mean, scale=bb.scale, batch_size=batch, code_blob=feature_blob,
                               gpu=gpu, progress=progress)
         seconds = time.perf_counter() - t0
         os.remove(deploy)
@@ -153,9 +153,9 @@ def extract(dataset, splits=("train", "query", "database"), spec=None, weights=N
     data_dir = data_dir or os.path.join(root, "data", dataset, "lmdb")
     out = out or features_dir(dataset, name)
     weights_sha = file_digest(weights, "sha256")
-    backbone = dict(name=bb["name"], spec=spec or netgen.DATASETS[dataset]["backbone"] + ":fc7",
+    backbone = dict(name=bb.name, spec=spec or netgen.DATASETS[dataset]["backbone"] + ":fc7",
                     weights=os.path.abspath(weights), weights_sha256=weights_sha,
-                    crop=bb["crop"], mean=list(bb["mean"]), scale=bb["scale"])
+                    crop=bb.crop, mean=list(bb.mean), scale=bb.scale)
     done = {}
     for split in splits:
         split_dir = os.path.join(data_dir, split)

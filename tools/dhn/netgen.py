@@ -29,6 +29,7 @@ import argparse
 import difflib
 import os
 import sys
+from dataclasses import dataclass, replace
 
 from caffe import layers as L, params as P, NetSpec  # noqa: N812
 from caffe.proto import caffe_pb2
@@ -174,6 +175,48 @@ def tiny_body(n, train):
 
 BODIES = {"alexnet": alexnet_body, "tiny": tiny_body}
 
+# What fch sits on, one of four kinds (Backbone.kind):
+BUILT = "built"         # a net this module builds (BODIES: the paper's AlexNet, the demo's tiny CNN)
+FOREIGN = "foreign"     # another Caffe deploy net's layers up to a feature layer (foreign_backbone)
+FEATURES = "features"   # a frozen net's stored features, D×1×1 per image, fed straight to fch
+STORED = "stored"       # a foreign net's stored outputs at a cut, C×H×W, feeding the layers above it
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """The net below fch and what feeds it: the one description every generator, the data layer
+    and the run's plan read (made by built_backbone, foreign_backbone, features_backbone,
+    stored_backbone). ``input``: the training net's input blob; ``size``/``crop``/``mean``/
+    ``scale``: the images' transform (None where the net reads stored values); ``feature``: a
+    foreign net's top blob; ``layers``: its deploy layers (above the cut, when stored); ``dim``:
+    the features' length; ``shape``/``cut``: the stored outputs' C×H×W and the layer they end at."""
+    kind: str
+    name: str
+    input: str = "data"
+    size: int = None
+    crop: int = None
+    mean: tuple = None
+    scale: float = 1.0
+    feature: str = None
+    layers: tuple = ()
+    dim: int = None
+    shape: tuple = None
+    cut: str = None
+
+    @property
+    def takes_images(self):
+        return self.kind in (BUILT, FOREIGN)
+
+    @property
+    def spliced(self):
+        """Its layers come from a deploy net (spliced in place of a placeholder, _splice)."""
+        return self.kind in (FOREIGN, STORED)
+
+
+def built_backbone(name):
+    """One of BACKBONES, built by BODIES."""
+    return Backbone(BUILT, name, **BACKBONES[name])
+
 
 def hash_head(n, feature, bits, feature_norm=False, global_stats=False):
     """fch (K outputs, gaussian 0.01, lr 10/20) → TanH → ``code``. feature_norm puts a
@@ -198,39 +241,39 @@ def _python_loss(bottoms, layer, weight, param_str=""):
 
 
 def features_backbone(name, dim):
-    """The frozen-feature mode's "backbone": precomputed features (dhn.features), D×1×1 per image,
+    """The frozen-feature mode's backbone: precomputed features (dhn.features), D×1×1 per image,
     fed straight to fch. ``name`` says which net and layer made them."""
-    return dict(name=name, input="feature", dim=int(dim), size=None, crop=None, mean=None, scale=1.0, features=True)
+    return Backbone(FEATURES, name, input="feature", dim=int(dim))
 
 
 def stored_backbone(bb, upper, blob, shape, cut):
-    """The stored mode's "backbone" (dhn.stored): the output ``blob`` of the lower layers up to
+    """The stored mode's backbone (dhn.stored): the output ``blob`` of the lower layers up to
     layer ``cut`` (C×H×W per image, stored once) feeds ``upper``, the rest of the foreign backbone
     ``bb`` up to its feature layer, which trains with fch."""
-    return dict(bb, input=blob, layers=list(upper), shape=tuple(int(d) for d in shape), stored=True,
-                cut=cut, crop=None, size=None)
+    return replace(bb, kind=STORED, input=blob, layers=tuple(upper), shape=tuple(int(d) for d in shape),
+                   cut=cut, crop=None, size=None)
 
 
 def data_layer(n, bb, data_dir, batch, mirror=True, shuffle=True, seed=SEED, start_iter=0):
-    """The training net's data: tops ``bb["input"]`` and ``label``.
+    """The training net's data: tops ``bb.input`` and ``label``.
 
     shuffle=True: dhn_data.ShuffledData, a Python layer that reshuffles the split every epoch
     (as the authors' group's ImageData ``shuffle: true`` does); False: Caffe's two Data layers,
     which read the LMDBs in key order, the same order every epoch."""
-    if bb.get("stored") and not shuffle:
+    if bb.kind == STORED and not shuffle:
         raise ValueError("a stored split (blobs.npy) is read by the reshuffling data layer only: drop --no-shuffle")
-    image_db = "features" if bb.get("features") else "images"
-    transform = {} if bb.get("features") or bb.get("stored") else dict(crop_size=bb["crop"], mirror=mirror, mean_value=list(bb["mean"]),
-                                                   **({"scale": bb["scale"]} if bb["scale"] != 1 else {}))
+    image_db = "features" if bb.kind == FEATURES else "images"
+    transform = {} if not bb.takes_images else dict(crop_size=bb.crop, mirror=mirror, mean_value=list(bb.mean),
+                                                    **({"scale": bb.scale} if bb.scale != 1 else {}))
     if shuffle:
         params = dict(source=data_dir, batch_size=batch, seed=seed, **({"start_iter": start_iter} if start_iter else {}))
         if transform:
-            params.update(crop_size=transform["crop_size"], mirror=mirror, mean=[float(v) for v in bb["mean"]],
-                          **({"scale": float(bb["scale"])} if bb["scale"] != 1 else {}))
-        n[bb["input"]], n.label = L.Python(module="dhn_data", layer="ShuffledData", ntop=2,
+            params.update(crop_size=transform["crop_size"], mirror=mirror, mean=[float(v) for v in bb.mean],
+                          **({"scale": float(bb.scale)} if bb.scale != 1 else {}))
+        n[bb.input], n.label = L.Python(module="dhn_data", layer="ShuffledData", ntop=2,
                                            param_str=repr(params), name="data")
         return
-    n[bb["input"]] = L.Data(source="%s/%s" % (data_dir, image_db), backend=P.Data.LMDB, batch_size=batch,
+    n[bb.input] = L.Data(source="%s/%s" % (data_dir, image_db), backend=P.Data.LMDB, batch_size=batch,
                             **({"transform_param": transform} if transform else {}))
     n.label = L.Data(source=data_dir + "/labels", backend=P.Data.LMDB, batch_size=batch)
 
@@ -239,8 +282,8 @@ def foreign_backbone(spec, mean=(104, 117, 123), scale=1.0):
     """Another backbone: ``spec`` is ``deploy.prototxt:layer``, any Caffe deploy net and the layer
     to put fch on. The net is cut after that layer and the in-place layers on its output (its
     ReLU, Dropout); the input blob's name and the crop come from the net's input shape (3×S×S,
-    S ≤ 256, since the LMDBs hold 256×256 images); ``mean`` is BGR. Returns a backbone dict as
-    BACKBONES' entries are, plus the kept layers. Errors name the file and say what is wrong."""
+    S ≤ 256, since the LMDBs hold 256×256 images); ``mean`` is BGR. Returns a FOREIGN Backbone
+    with the kept layers. Errors name the file and say what is wrong."""
     path, sep, feature = spec.rpartition(":")
     if not sep or not path or not feature:
         raise ValueError("backbone %r: give it as DEPLOY.prototxt:LAYER" % spec)
@@ -273,35 +316,33 @@ def foreign_backbone(spec, mean=(104, 117, 123), scale=1.0):
     name = os.path.splitext(os.path.basename(path))[0]
     if name in ("deploy", "train_val", "train", "test"):   # Caffe's generic names: the model's folder says more
         name = os.path.basename(os.path.dirname(os.path.abspath(path))) or name
-    return dict(name=name, size=256, crop=dims[2], mean=tuple(mean),
-                scale=scale, input=blob, feature=top, layers=kept)
+    return Backbone(FOREIGN, name, input=blob, size=256, crop=dims[2], mean=tuple(mean), scale=scale,
+                    feature=top, layers=tuple(kept))
 
 
 def _backbone(dataset, backbone):
-    """A backbone dict: the dataset's default for None, a BACKBONES name, or foreign_backbone()'s."""
+    """A Backbone: the dataset's built one for None, a BACKBONES name, or a Backbone as it is."""
     backbone = backbone or DATASETS[dataset]["backbone"]
-    if isinstance(backbone, dict):
-        return backbone
-    return dict(BACKBONES[backbone], name=backbone, input="data")
+    return backbone if isinstance(backbone, Backbone) else built_backbone(backbone)
 
 
 def _body(n, bb, train):
-    """The backbone's top blob in n; for a foreign one, a placeholder that _splice replaces."""
-    if bb.get("features"):
-        return n[bb["input"]]
-    if "layers" not in bb:
-        return BODIES[bb["name"]](n, train=train)
-    n[bb["feature"]] = L.Input(shape=dict(dim=[1]))
-    return n[bb["feature"]]
+    """The backbone's top blob in n; for a spliced one, a placeholder that _splice replaces."""
+    if bb.kind == FEATURES:
+        return n[bb.input]
+    if bb.kind == BUILT:
+        return BODIES[bb.name](n, train=train)
+    n[bb.feature] = L.Input(shape=dict(dim=[1]))
+    return n[bb.feature]
 
 
 def _splice(proto, bb):
     """Put a foreign backbone's layers where its feature placeholder (an Input layer) stands."""
-    if "layers" in bb:
+    if bb.spliced:
         layers = list(proto.layer)
-        at = next(i for i, l in enumerate(layers) if l.type == "Input" and list(l.top) == [bb["feature"]])
+        at = next(i for i, l in enumerate(layers) if l.type == "Input" and list(l.top) == [bb.feature])
         del proto.layer[:]
-        proto.layer.extend(layers[:at] + list(bb["layers"]) + layers[at + 1:])
+        proto.layer.extend(layers[:at] + list(bb.layers) + layers[at + 1:])
     return proto
 
 
@@ -336,8 +377,8 @@ def train_net(dataset, bits, variant, lambda_=DEFAULT_LAMBDA, data_dir=None, bat
               backbone_lr_mult=1.0, feature_norm=False, start_iter=0, similar_weight=1.0, norm_stats="batch"):
     """The training net: a converted split → backbone → fch → tanh → DHN losses.
 
-    backbone: None (the dataset's), a BACKBONES name, foreign_backbone()'s or features_backbone()'s
-    dict (frozen-feature mode: the split's features/ LMDB feeds fch). shuffle: see data_layer.
+    backbone: None (the dataset's), a BACKBONES name, or a Backbone of any kind (FEATURES: the
+    split's features/ LMDB feeds fch). shuffle: see data_layer.
     alpha: the scale of θ = α⟨z_i, z_j⟩ in the pairwise cross-entropy loss (1 in the paper).
     backbone_lr_mult: scales the backbone's lr multipliers (fch keeps 10/20).
     feature_norm: a BatchNorm before fch (hash_head). start_iter: batches the reshuffling data
@@ -364,11 +405,11 @@ def train_net(dataset, bits, variant, lambda_=DEFAULT_LAMBDA, data_dir=None, bat
     if variant != "dhn-q" and lambda_ > 0:
         n.quant_loss = _python_loss([code], "QuantizationLoss", lambda_ * bits / batch)
     proto = _splice(n.to_proto(), bb)
-    if feature_norm and "layers" in bb:
+    if feature_norm and bb.spliced:
         without_dropout(proto)
     if backbone_lr_mult != 1:
         scale_backbone_lr(proto, backbone_lr_mult)
-    proto.name = "%s-%s-%d" % (bb["name"], variant, bits)
+    proto.name = "%s-%s-%d" % (bb.name, variant, bits)
     # The labels bottom gets no gradient (Caffe would otherwise ask the layer for one).
     for layer in proto.layer:
         if layer.type == "Python" and len(layer.bottom) == 2:
@@ -381,12 +422,16 @@ def deploy_net(dataset, bits, batch=BATCH, backbone=None, feature_norm=False):
     lower-layer outputs) → backbone → fch → tanh ``code``."""
     bb = _backbone(dataset, backbone)
     n = NetSpec()
-    dims = ([batch, bb["dim"], 1, 1] if bb.get("features") else [batch] + list(bb["shape"]) if bb.get("stored")
-            else [batch, 3, bb["crop"], bb["crop"]])
-    n[bb["input"]] = L.Input(shape=dict(dim=dims))
+    if bb.kind == FEATURES:
+        dims = [batch, bb.dim, 1, 1]
+    elif bb.kind == STORED:
+        dims = [batch] + list(bb.shape)
+    else:
+        dims = [batch, 3, bb.crop, bb.crop]
+    n[bb.input] = L.Input(shape=dict(dim=dims))
     hash_head(n, _body(n, bb, train=False), bits, feature_norm)
     proto = _splice(n.to_proto(), bb)
-    proto.name = "%s-deploy-%d" % (bb["name"], bits)
+    proto.name = "%s-deploy-%d" % (bb.name, bits)
     return proto
 
 
@@ -394,11 +439,11 @@ def backbone_net(bb, batch=BATCH):
     """The backbone alone, Input → its feature blob (TEST phase): what dhn.features forwards.
     The feature blob is the last layer's top."""
     n = NetSpec()
-    n[bb["input"]] = L.Input(shape=dict(dim=[batch, 3, bb["crop"], bb["crop"]]))
+    n[bb.input] = L.Input(shape=dict(dim=[batch, 3, bb.crop, bb.crop]))
     n.feature_out = L.Split(_body(n, bb, train=False))   # a handle for to_proto; removed below
     proto = _splice(n.to_proto(), bb)
     del proto.layer[-1]
-    proto.name = "%s-features" % bb["name"]
+    proto.name = "%s-features" % bb.name
     return proto
 
 

@@ -99,15 +99,28 @@ class RunSettings:
             bad("similar-weight", self.similar_weight, "a positive number or 'balanced'")
         if self.upper is not None and not str(self.upper).strip():
             bad("upper", repr(self.upper), "a layer of the backbone, or 1 (below its last learnable layer)")
+        if self.upper and self.features:
+            raise TrainError("UPPER= and FEATURES=1 are two modes: the stored mode trains layers below the features")
         return self
+
+    @property
+    def mode(self):
+        """The kind of backbone fch sits on (netgen.BUILT, FOREIGN, FEATURES, STORED): the one
+        place the options are read for the mode."""
+        if self.features:
+            return netgen.FEATURES
+        if self.upper:
+            return netgen.STORED
+        return netgen.FOREIGN if self.backbone else netgen.BUILT
 
     def resolved(self):
         """These settings with what no option set filled in, typed as config.json records them:
         lr, λ, α and the similar-pair weight are the paper's for the dataset's own net and the
         measured ones for a head on another pretrained net's features (netgen.mode_defaults);
         DHN-Q's λ is 0."""
-        head = bool(self.features or self.backbone)
-        d = netgen.mode_defaults(self.dataset, self.bits, head, finetune=not self.features, upper=bool(self.upper))
+        mode = self.mode
+        head = mode != netgen.BUILT
+        d = netgen.mode_defaults(self.dataset, self.bits, head, finetune=mode != netgen.FEATURES, upper=mode == netgen.STORED)
         given = dict(lr=self.lr, lambda_=self.lambda_, alpha=self.alpha, similar_weight=self.similar_weight,
                      backbone_lr_mult=self.backbone_lr_mult)
         d.update({k: v for k, v in given.items() if v is not None})
@@ -166,7 +179,7 @@ def image_net(run_dir, batch=1):
         return os.path.join(run_dir, "deploy.prototxt"), weights, crop, mean, scale
     ident = config["identity"]
     if ident["backbone"] in ("alexnet", "alexnet:fc7"):
-        bb = dict(netgen.BACKBONES["alexnet"], name="alexnet", input="data")
+        bb = netgen.built_backbone("alexnet")
     else:   # a frozen run's backbone is DEPLOY:LAYER with the mean and scale it was given
         bb = netgen.foreign_backbone(ident["backbone"], **({"mean": tuple(config["mean"])} if config.get("mean") else {}),
                                      scale=config.get("scale") or 1.0)
@@ -177,7 +190,7 @@ def image_net(run_dir, batch=1):
                                                    feature_norm=ident.get("feature_norm", False))))
     model = os.path.join(out, "image_net.caffemodel")
     warm_start(config["weights"], weights, model)
-    return deploy, model, bb["crop"], tuple(bb["mean"]), bb["scale"]
+    return deploy, model, bb.crop, tuple(bb.mean), bb.scale
 
 
 def recalibrated_model(snapshot):

@@ -32,6 +32,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -57,7 +58,7 @@ def engine_rates(lower, weights, batch=64, engines=cv_net.ENGINES):
         for engine in engines:
             n = cv_net.net_batch(engine, None, batch)
             deploy, blob = features.write_backbone_net(lower, tmp, n)
-            net = cv_net.forward_net(deploy, weights, lower["crop"], blob, None, engine)
+            net = cv_net.forward_net(deploy, weights, lower.crop, blob, None, engine)
             data = net.blobs[net.inputs[0]].data
             data[...] = np.random.RandomState(0).uniform(-100, 100, data.shape)
             net.forward(blobs=[blob])
@@ -86,10 +87,10 @@ def split_backbone(bb, cut):
     """(lower backbone, upper layers, cut blob) of a foreign backbone (netgen.foreign_backbone)
     split after layer ``cut``. ValueError names the net and the layer when the cut is not a
     clean one (an upper layer reading a blob from below it) or leaves nothing to train."""
-    layers = list(bb["layers"])
+    layers = list(bb.layers)
     names = [layer.name for layer in layers]
     if cut not in names:
-        raise ValueError("%s: no layer %r below %s (its layers: %s)" % (bb["name"], cut, bb["feature"], ", ".join(names)))
+        raise ValueError("%s: no layer %r below %s (its layers: %s)" % (bb.name, cut, bb.feature, ", ".join(names)))
     i = names.index(cut)
     blob = layers[i].top[0]
     j = i + 1    # deterministic in-place layers on the cut's output stay below it (stored as TEST computes them)
@@ -102,12 +103,12 @@ def split_backbone(bb, cut):
         missing = [b for b in layer.bottom if b not in have]
         if missing:
             raise ValueError("%s: cut at %s: layer %s above it reads %s from below it; cut after that layer instead"
-                             % (bb["name"], cut, layer.name, missing[0]))
+                             % (bb.name, cut, layer.name, missing[0]))
         have.update(layer.top)
     if not any(layer.type in ("Convolution", "InnerProduct") for layer in upper):
         raise ValueError("%s: nothing learnable between %s and %s: that is the frozen-feature mode (FEATURES=1)"
-                         % (bb["name"], cut, bb["feature"]))
-    return dict(bb, layers=lower, feature=blob), upper, blob
+                         % (bb.name, cut, bb.feature))
+    return replace(bb, layers=tuple(lower), feature=blob), upper, blob
 
 
 def default_cut(bb):
@@ -117,13 +118,13 @@ def default_cut(bb):
     pool8, and fire9 trains with conv_final (held-out validation MAP 0.5455 against 0.5302 with
     conv_final alone at fire9/concat, 48 bits: docs/lab/2026-12-07-stored-mode-defaults.md). A net
     without modules is cut below its last learnable layer (AlexNet's fc7: at fc6)."""
-    layers = list(bb["layers"])
+    layers = list(bb.layers)
     last = max((i for i, layer in enumerate(layers) if layer.type in ("Convolution", "InnerProduct")), default=None)
     if last is None:
-        raise ValueError("%s: no learnable layer up to %s: nothing to fine-tune above a cut" % (bb["name"], bb["feature"]))
+        raise ValueError("%s: no learnable layer up to %s: nothing to fine-tune above a cut" % (bb.name, bb.feature))
     below = _producer(layers, last, layers[last].bottom[0])
     if below is None:
-        raise ValueError("%s: %s reads the input: nothing below it to store" % (bb["name"], layers[last].name))
+        raise ValueError("%s: %s reads the input: nothing below it to store" % (bb.name, layers[last].name))
     module = below.name.split("/")[0] + "/" if "/" in below.name else None
     if module:
         first = next(i for i, layer in enumerate(layers) if layer.name.startswith(module))
@@ -147,14 +148,14 @@ def cut_name(cut):
 
 def run_tag(bb, cut):
     """What names a stored-mode run folder after its dataset, bits and variant: <net>-upper-<cut>."""
-    return "%s-upper-%s" % (bb["name"], cut_name(cut))
+    return "%s-upper-%s" % (bb.name, cut_name(cut))
 
 
 def stored_folder(data_dir, bb, cut):
     """Where store() keeps a backbone's outputs at a cut: beside the converted images,
     data/<dataset>/lmdb -> data/<dataset>/stored/<net>-<cut>[<transform>]."""
     return os.path.join(os.path.dirname(os.path.abspath(data_dir)), "stored", "%s-%s%s" % (
-        bb["name"], cut_name(cut), features.transform_suffix(bb["mean"], bb["scale"])))
+        bb.name, cut_name(cut), features.transform_suffix(bb.mean, bb.scale)))
 
 
 def read_blobs(split_dir):
@@ -185,11 +186,11 @@ def store_split(split_dir, out_dir, lower, weights, views=1, batch=64, gpu=None,
 
     def fill(tmp):
         deploy, blob = features.write_backbone_net(lower, tmp, batch)
-        net = cv_net.forward_net(deploy, weights, lower["crop"], blob, gpu, engine)
+        net = cv_net.forward_net(deploy, weights, lower.crop, blob, gpu, engine)
         os.remove(deploy)
         out, row, t0 = None, 0, time.perf_counter()
-        for block in encode.forward_batches(net, os.path.join(split_dir, "images"), lower["crop"], lower["mean"],
-                                            blob, batch, lower["scale"], views=views, progress=progress):
+        for block in encode.forward_batches(net, os.path.join(split_dir, "images"), lower.crop, lower.mean,
+                                            blob, batch, lower.scale, views=views, progress=progress):
             if out is None:
                 out = np.lib.format.open_memmap(os.path.join(tmp, BLOBS), mode="w+", dtype=np.float16,
                                                 shape=(src["count"] * views,) + block.shape[1:])
@@ -223,16 +224,16 @@ def store(dataset, spec, weights, cut, splits=("train", "query", "database"), vi
     """Store the lower part's outputs of each split (the training split with ``views`` views, the
     others with the centre crop); returns (stored folder, {split: manifest}). Skips finished splits."""
     bb, weights, _ = features.backbone_of(dataset, spec, mean, scale, weights)
-    if "layers" not in bb:
+    if bb.kind != netgen.FOREIGN:
         raise ValueError("the stored mode cuts a DEPLOY.prototxt:LAYER backbone: pass --backbone (make: BACKBONE=)")
     features.check_weights(bb, weights, spec)
     lower, _, _ = split_backbone(bb, cut)
     root = paths.root()
     data_dir = data_dir or os.path.join(root, "data", dataset, "lmdb")
     out = out or stored_folder(data_dir, bb, cut)
-    backbone = dict(name=bb["name"], spec=spec, cut=cut, weights=os.path.abspath(weights),
-                    weights_sha256=file_digest(weights, "sha256"), crop=bb["crop"], mean=list(bb["mean"]),
-                    scale=bb["scale"])
+    backbone = dict(name=bb.name, spec=spec, cut=cut, weights=os.path.abspath(weights),
+                    weights_sha256=file_digest(weights, "sha256"), crop=bb.crop, mean=list(bb.mean),
+                    scale=bb.scale)
     done = {}
     for split in splits:
         split_dir = os.path.join(data_dir, split)
@@ -265,7 +266,7 @@ def expected_seconds(bb, cut, weights, bits, to_store, iters, to_encode, batch=6
     store_rate = max(engine_rates(lower, weights, batch, cv_net.ENGINES if engine == "auto" else (engine,)).values())
     with tempfile.TemporaryDirectory() as tmp:
         deploy, _ = features.write_backbone_net(lower, tmp, 1)
-        net = cv_net.forward_net(deploy, weights, lower["crop"], blob, None, "caffe")
+        net = cv_net.forward_net(deploy, weights, lower.crop, blob, None, "caffe")
         shape = net.forward(blobs=[blob])[blob].shape[1:]
         proto = netgen.deploy_net("cifar10", bits, batch, backbone=netgen.stored_backbone(bb, upper, blob, shape, cut),
                                   feature_norm=True)

@@ -91,13 +91,13 @@ def run(settings, lrs=PAPER_LRS, lambdas=PAPER_LAMBDAS, val_fraction=0.2, out=No
             replace(s, lr=lr, lambda_=lam).check()
     dataset, bits, weights, data_dir = s.dataset, s.bits, s.weights, s.data_dir
     root = paths.root()
-    tag = ""
-    if s.features:
-        bb, weights, fname = backbone_of(dataset, s.backbone, s.mean, s.scale, weights)
+    images = None
+    if s.mode == netgen.FEATURES:
+        images, weights, fname = backbone_of(dataset, s.backbone, s.mean, s.scale, weights)
         data_dir = data_dir or features_dir(dataset, fname)
-        tag = "-%s-frozen" % bb["name"]
-    elif s.backbone:
-        tag = "-" + netgen.foreign_backbone(s.backbone)["name"]
+    elif s.mode == netgen.FOREIGN:
+        images = netgen.foreign_backbone(s.backbone)
+    tag = train.run_tag(s.mode, images)
     data_dir = data_dir or os.path.join(root, "data", dataset, "lmdb")
     out = out or os.path.join(root, "runs", "sweep-%s-%d%s" % (dataset, bits, tag))
     sweep_data = os.path.join(data_dir, "sweep")

@@ -19,7 +19,7 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from . import evaluate, kept, netgen, options, paths, recalibrate, run_folder, split_folder, stored
@@ -118,37 +118,54 @@ def foreign_backbone(dataset, spec, mean, scale, weights):
         raise TrainError("%s: a backbone given as DEPLOY:LAYER needs its caffemodel: pass --weights (make: WEIGHTS=)"
                          % (weights or spec))
     size = netgen.BACKBONES[netgen.DATASETS[dataset]["backbone"]]["size"]
-    if bb["crop"] > size:
-        raise TrainError("%s: input %d×%d is larger than %s's %d×%d images" % (spec, bb["crop"], bb["crop"], dataset, size, size))
+    if bb.crop > size:
+        raise TrainError("%s: input %d×%d is larger than %s's %d×%d images" % (spec, bb.crop, bb.crop, dataset, size, size))
     return bb
 
 
-def _model_and_data(settings, root):
-    """(net backbone for netgen, the backbone that takes the images, backbone spec, weights,
-    data folder, run-name suffix) of a run: the dataset's AlexNet, a DEPLOY:LAYER backbone, or the
-    frozen-feature mode on that backbone's features."""
-    dataset, backbone, mean, scale, weights, data_dir = (settings.dataset, settings.backbone, settings.mean,
-                                                         settings.scale, settings.weights, settings.data_dir)
-    if settings.features:
-        try:
-            bb_src, weights, fname = backbone_of(dataset, backbone, mean, scale, weights)
-        except FeatureError as e:
-            raise TrainError(str(e)) from None
-        data_dir = data_dir or features_dir(dataset, fname)
-        manifest = os.path.join(data_dir, "train", "manifest.json")
-        if not os.path.exists(manifest):
-            raise TrainError("%s: no features for %s: run `make features DATASET=%s%s` first"
-                             % (data_dir, fname, dataset, " BACKBONE=%s WEIGHTS=%s" % (backbone, weights) if backbone else ""))
-        bb = netgen.features_backbone(fname, split_folder.check_split(os.path.dirname(manifest))["dim"])
-        spec = backbone or netgen.DATASETS[dataset]["backbone"] + ":fc7"
-        return bb, bb_src, spec, weights, data_dir, "-%s-frozen" % bb_src["name"]
-    if settings.upper:
-        return _stored_model_and_data(settings, root)
-    bb = foreign_backbone(dataset, backbone, mean, scale, weights) if backbone else None
-    data_dir = data_dir or os.path.join(root, "data", dataset, "lmdb")
-    if not bb and netgen.DATASETS[dataset]["backbone"] == "alexnet":
-        weights = weights or os.path.join(root, "weights", "bvlc_alexnet.caffemodel")
-    return bb, bb, backbone or netgen.DATASETS[dataset]["backbone"], weights, data_dir, ("-" + bb["name"] if bb else "")
+def _input(s, root):
+    """(net Backbone, images Backbone, backbone spec, weights, data folder) of resolved settings
+    ``s``: what fch sits on and what it reads, by mode: the frozen features, the stored outputs
+    (stored where missing, _stored_input), or the images through the dataset's own net or a
+    DEPLOY:LAYER backbone (net and images are then the same Backbone)."""
+    if s.mode == netgen.FEATURES:
+        return _frozen_input(s, root)
+    if s.mode == netgen.STORED:
+        return _stored_input(s, root)
+    data_dir = s.data_dir or os.path.join(root, "data", s.dataset, "lmdb")
+    if s.mode == netgen.FOREIGN:
+        bb = foreign_backbone(s.dataset, s.backbone, s.mean, s.scale, s.weights)
+        return bb, bb, s.backbone, s.weights, data_dir
+    name = netgen.DATASETS[s.dataset]["backbone"]
+    weights = s.weights or (os.path.join(root, "weights", "bvlc_alexnet.caffemodel") if name == "alexnet" else None)
+    bb = netgen.built_backbone(name)
+    return bb, bb, name, weights, data_dir
+
+
+def _frozen_input(s, root):
+    """_input of the frozen-feature mode: dhn.features' output of the backbone feeds fch."""
+    try:
+        images, weights, fname = backbone_of(s.dataset, s.backbone, s.mean, s.scale, s.weights)
+    except FeatureError as e:
+        raise TrainError(str(e)) from None
+    data_dir = s.data_dir or features_dir(s.dataset, fname)
+    manifest = os.path.join(data_dir, "train", "manifest.json")
+    if not os.path.exists(manifest):
+        raise TrainError("%s: no features for %s: run `make features DATASET=%s%s` first"
+                         % (data_dir, fname, s.dataset, " BACKBONE=%s WEIGHTS=%s" % (s.backbone, weights) if s.backbone else ""))
+    net = netgen.features_backbone(fname, split_folder.check_split(os.path.dirname(manifest))["dim"])
+    return net, images, s.backbone or netgen.DATASETS[s.dataset]["backbone"] + ":fc7", weights, data_dir
+
+
+def run_tag(mode, images, cut=None):
+    """The run-name suffix of a mode (runs/<dataset>-<bits>-<variant><tag>; dhn.sweep's folder too):
+    "-<net>-frozen", "-<net>-upper-<cut>", "-<net>" (another net whole), "" (the dataset's own
+    net); ``images``: the Backbone that reads the images."""
+    if mode == netgen.FEATURES:
+        return "-%s-frozen" % images.name
+    if mode == netgen.STORED:
+        return "-" + stored.run_tag(images, cut)
+    return "-" + images.name if mode == netgen.FOREIGN else ""
 
 
 def paper_net(dataset, weights, root):
@@ -163,13 +180,11 @@ def paper_net(dataset, weights, root):
     return netgen.ALEXNET_DEPLOY + ":fc7", weights
 
 
-def _stored_model_and_data(s, root):
-    """_model_and_data of the stored mode (dhn.stored): the lower layers' outputs of train, query
+def _stored_input(s, root):
+    """_input of the stored mode (dhn.stored): the lower layers' outputs of train, query
     and database, stored first where missing (resuming split by split), feed the upper layers."""
     if not s.backbone:
         raise TrainError("UPPER= cuts a pretrained DEPLOY.prototxt:LAYER backbone: give BACKBONE= and WEIGHTS=")
-    if s.features:
-        raise TrainError("UPPER= and FEATURES=1 are two modes: the stored mode trains layers below the features")
     bb = foreign_backbone(s.dataset, s.backbone, s.mean, s.scale, s.weights)
     try:
         cut = stored.default_cut(bb) if s.upper == "1" else s.upper
@@ -185,8 +200,8 @@ def _stored_model_and_data(s, root):
                                           data_dir=s.data_dir, progress=not s.quiet)
     except (ValueError, FeatureError, DatasetError) as e:
         raise TrainError(str(e)) from None
-    sbb = netgen.stored_backbone(bb, upper, blob, manifests["train"]["blobs"]["shape"], cut)
-    return sbb, bb, s.backbone, s.weights, out, "-" + stored.run_tag(bb, cut)
+    net = netgen.stored_backbone(bb, upper, blob, manifests["train"]["blobs"]["shape"], cut)
+    return net, bb, s.backbone, s.weights, out
 
 
 def _say_expected(s, bb, cut, root):
@@ -211,7 +226,7 @@ def _say_expected(s, bb, cut, root):
 
 def whole_foreign_net(settings):
     """Whole-net fine-tuning of a DEPLOY:LAYER backbone (neither FEATURES=1 nor UPPER=)."""
-    return bool(settings.backbone) and not settings.features and not settings.upper
+    return settings.mode == netgen.FOREIGN
 
 
 def head_settings(settings, run_dir=None):
@@ -272,71 +287,89 @@ def train(dataset, bits, variant, **options):
 def run(settings):
     """The whole job of a RunSettings: each of its steps() in turn, said when there is more than
     one; returns the last one's results.json document (run_one)."""
-    plan = steps(settings)
-    if len(plan) > 1 and not settings.quiet:
+    todo = steps(settings)
+    if len(todo) > 1 and not settings.quiet:
         print("dhn.train: two steps: the fitted head (%s, a stored-mode run), then whole-net fine-tuning from it"
-              % plan[0].run_dir, file=sys.stderr)
-    for step in plan[:-1]:
+              % todo[0].run_dir, file=sys.stderr)
+    for step in todo[:-1]:
         _said_head(run_one(step), settings)
-    return run_one(plan[-1])
+    return run_one(todo[-1])
 
 
-def run_one(settings):
-    """One run of a RunSettings (one of steps()); returns the run's results.json document (metrics and
-    configuration). ``backbone``: another Caffe net as ``deploy.prototxt:layer`` (with ``weights``,
-    its caffemodel; ``mean`` (BGR) and ``scale`` of its inputs, applied as Caffe does:
-    (pixel − mean) × scale). ``features``: the frozen-feature mode, fch + losses trained on
-    dhn.features' output for that backbone (``data_dir`` is then the features folder).
-    ``upper``: the stored mode (dhn.stored), the layers above that cut trained on their stored
-    inputs. ``init_fch``: fine-tune from the trained layers of a frozen or stored-mode run (its
-    folder or caffemodel) instead of a random fch (run_folder.warm_start); whole-net fine-tuning
-    of a ``backbone`` needs a head first (steps(); "none" there: a random fch)."""
+@dataclass(frozen=True)
+class RunPlan:
+    """One run resolved once from its RunSettings (plan()): what every later step reads instead of
+    deciding the mode again. ``net.kind`` is the mode (netgen.BUILT or FOREIGN: the whole net on
+    the images; FEATURES: frozen features; STORED: the layers above a cut on stored outputs)."""
+    settings: RunSettings       # resolved: every default of the mode filled in
+    net: netgen.Backbone        # what fch sits on in the generated nets
+    images: netgen.Backbone     # the net that reads the images (its transform; below the features or the cut)
+    spec: str                   # the backbone as config.json records it (DEPLOY:LAYER, or the dataset's net)
+    weights: str                # the pretrained caffemodel (None: the demo's net trains from scratch)
+    data_dir: str               # the converted images, the features or the stored outputs
+    run_dir: str
+    schedule: Schedule
+    identity: dict              # run_folder.RunIdentity, as config.json records it
+
+    @property
+    def start_weights(self):
+        """What caffe train copies pretrained layers from: nothing for a frozen run (its net is the head)."""
+        return None if self.net.kind == netgen.FEATURES else self.weights
+
+
+def plan(settings):
+    """The RunPlan of one run (one of steps()): its settings checked and resolved, the backbone and
+    input of its mode (the stored mode stores what is still missing, since the stored outputs'
+    shape and key belong to the run), its folder, schedule and identity."""
     settings.check()
     root = paths.root()
     s = settings.resolved()
-    dataset, bits, variant, features, query, database = s.dataset, s.bits, s.variant, s.features, s.query, s.database
-    bb, img_bb, spec, weights, data_dir, suffix = _model_and_data(s, root)
-    run_dir = s.run_dir or os.path.join(root, "runs", run_folder.run_name(dataset, bits, variant) + suffix)
-    for split in ("train", query, database):
+    net, images, spec, weights, data_dir = _input(s, root)
+    run_dir = s.run_dir or os.path.join(root, "runs", run_folder.run_name(s.dataset, s.bits, s.variant) + run_tag(net.kind, images, net.cut))
+    for split in ("train", s.query, s.database):
         if not os.path.exists(os.path.join(data_dir, split, "manifest.json")):
             raise TrainError("%s: no converted %s split; run `make data DATASET=%s` first"
-                             % (os.path.join(data_dir, split), split, dataset))
-    if not features and not s.backbone and netgen.DATASETS[dataset]["backbone"] == "alexnet" and not os.path.exists(weights):
+                             % (os.path.join(data_dir, split), split, s.dataset))
+    if net.kind == netgen.BUILT and net.name == "alexnet" and not os.path.exists(weights):
         raise TrainError("%s: ImageNet AlexNet weights missing; run `make weights` (or pass --weights)" % weights)
-    sched = schedule(dataset, s.iters)
-    identity = run_identity(s, bb, img_bb, spec, weights, data_dir, sched)
+    if s.init_fch and net.kind == netgen.FEATURES:
+        raise TrainError("--init-fch starts a fine-tuning run from a frozen run's fch; this run is frozen itself")
+    sched = schedule(s.dataset, s.iters)
+    identity = run_identity(s, net, images, spec, weights, data_dir, sched)
+    return RunPlan(s, net, images, spec, weights, data_dir, run_dir, sched, identity)
+
+
+def run_one(settings):
+    """One run of a RunSettings (one of steps()): plan() it, then run_plan(); returns the run's
+    results.json document (metrics and configuration)."""
+    return run_plan(plan(settings))
+
+
+def run_plan(p):
+    """Train, recalibrate where the plan says so, and evaluate a RunPlan, in its folder and under
+    its lock: a run whose results exist (or, with reuse_kept, are kept in results/) is done; one
+    with snapshots resumes. Returns the results.json document."""
+    s, run_dir = p.settings, p.run_dir
     with run_folder.locked(run_dir):
-        same = run_folder.check_same_config(run_dir, identity, s.force_new)
-        if sched.note and not s.quiet:
-            print(sched.note, file=sys.stderr)
+        same = run_folder.check_same_config(run_dir, p.identity, s.force_new)
+        if p.schedule.note and not s.quiet:
+            print(p.schedule.note, file=sys.stderr)
         run_folder.file_results_by_database(run_dir)
-        results_path = os.path.join(run_dir, run_folder.results_name(query, database))
-        done = run_folder.load_results(results_path, query, database) if same and not s.force else None
-        if not done and s.reuse_kept and not (s.force or s.force_new):
-            # trained on another machine (make table-cpu): its results, not a second training
-            done = kept.find(os.path.basename(os.path.abspath(run_dir)), identity,
-                             run_folder.results_name(query, database), root)
-            if done:
-                if not s.quiet:
-                    print("%s: kept in %s" % (run_dir, kept.FOLDER), file=sys.stderr)
-                return done
+        done = _done(p, same)
         if done:
-            if not s.quiet:
-                print("%s exists: the run is done (pass --force, make: FORCE=1, to evaluate again)" % results_path,
-                      file=sys.stderr)
             return done
         # a resumed run's data layer continues its stream where the snapshot left it
         start_iter = run_folder.latest_snapshot(run_dir)[0] if same else 0
-        sol = prepare_run(run_dir, s, sched, bb if (features or s.backbone) else None, data_dir, start_iter=start_iter)
-        config = dict(identity=identity, schedule_note=sched.note, snapshot=sched.snapshot, gpu=s.gpu,
-                      weights=os.path.abspath(weights) if weights else None, data_dir=os.path.abspath(data_dir),
-                      mean=list(img_bb["mean"]) if img_bb and img_bb.get("mean") else None,
-                      scale=img_bb["scale"] if img_bb else None,
+        sol = prepare_run(run_dir, s, p.schedule, p.net, p.data_dir, start_iter=start_iter)
+        config = dict(identity=p.identity, schedule_note=p.schedule.note, snapshot=p.schedule.snapshot, gpu=s.gpu,
+                      weights=os.path.abspath(p.weights) if p.weights else None, data_dir=os.path.abspath(p.data_dir),
+                      mean=list(p.images.mean), scale=p.images.scale,
                       caffe=run_folder.caffe_build(), commit=run_folder.project_commit())
         write_atomic(os.path.join(run_dir, "config.json"), json.dumps(config, indent=1))
+        weights = p.start_weights
         if s.init_fch:   # the backbone's weights + the frozen run's fch: what caffe train starts from
-            run_folder.warm_start(weights, s.init_fch, os.path.join(run_dir, "init.caffemodel"))
             weights = os.path.join(run_dir, "init.caffemodel")
+            run_folder.warm_start(p.weights, s.init_fch, weights)
         final = os.path.join(run_dir, "snapshots", "dhn_iter_%d.caffemodel" % sol.max_iter)
         final_state = final[:-len(".caffemodel")] + ".solverstate"
         if not (os.path.exists(final_state) and run_folder.snapshot_is_whole(final_state)):
@@ -344,30 +377,46 @@ def run_one(settings):
             if state and not s.quiet:
                 print("resuming %s from iteration %d" % (run_dir, it), file=sys.stderr)
             run_caffe_train(run_dir, os.path.join(run_dir, "solver.prototxt"), sol.max_iter,
-                            weights=None if features else weights, snapshot=state, gpu=s.gpu, quiet=s.quiet)
+                            weights=weights, snapshot=state, gpu=s.gpu, quiet=s.quiet)
         plot_loss(os.path.join(run_dir, "train.log"), os.path.join(run_dir, "loss.png"))
-        if identity["bn_recalibration"]:
-            final = recalibrated(run_dir, final, data_dir, s)
-        meta = dict(identity, query=query, database=database,
-                    caffe=config["caffe"], commit=config["commit"], run=os.path.basename(os.path.abspath(run_dir)))
-        return evaluate.evaluate_run(run_dir, dataset, bits, variant, final, data_dir, gpu=s.gpu, query=query,
-                                     database=database, R=evaluate.DATASET_R.get(dataset), meta=meta)
+        if p.identity["bn_recalibration"]:
+            final = recalibrated(run_dir, final, p.data_dir, s)
+        meta = dict(p.identity, query=s.query, database=s.database, caffe=config["caffe"], commit=config["commit"],
+                    run=os.path.basename(os.path.abspath(run_dir)))
+        return evaluate.evaluate_run(run_dir, s.dataset, s.bits, s.variant, final, p.data_dir, gpu=s.gpu, query=s.query,
+                                     database=s.database, R=evaluate.DATASET_R.get(s.dataset), meta=meta)
 
 
-def run_identity(s, bb, img_bb, spec, weights, data_dir, sched):
+def _done(p, same):
+    """The results.json document of a plan already done (here, or kept in results/ by another
+    machine when reuse_kept: make table-cpu), said; None when it is still to do."""
+    s, run_dir = p.settings, p.run_dir
+    results_path = os.path.join(run_dir, run_folder.results_name(s.query, s.database))
+    done = run_folder.load_results(results_path, s.query, s.database) if same and not s.force else None
+    if done:
+        if not s.quiet:
+            print("%s exists: the run is done (pass --force, make: FORCE=1, to evaluate again)" % results_path,
+                  file=sys.stderr)
+        return done
+    if s.reuse_kept and not (s.force or s.force_new):
+        done = kept.find(os.path.basename(os.path.abspath(run_dir)), p.identity,
+                         run_folder.results_name(s.query, s.database), paths.root())
+        if done and not s.quiet:
+            print("%s: kept in %s" % (run_dir, kept.FOLDER), file=sys.stderr)
+    return done
+
+
+def run_identity(s, net, images, spec, weights, data_dir, sched):
     """What makes a run one configuration (run_folder.RunIdentity), as config.json records it: the
-    resolved settings ``s``, the net's backbone ``bb`` and the one that takes the images, the
+    resolved settings ``s``, the Backbone fch sits on and the one that reads the images, the
     backbone spec and weights, the data folder and the Schedule."""
-    dataset, bits, variant, features = s.dataset, s.bits, s.variant, s.features
-    transform = img_bb or netgen.BACKBONES[netgen.DATASETS[dataset]["backbone"]]   # the images' mean and scale
-    upper = bb["cut"] if bb and bb.get("stored") else None
-    mode = "frozen features" if features else "fine-tuned above stored %s" % upper if upper else "fine-tuned"
-    if s.init_fch and features:
-        raise TrainError("--init-fch starts a fine-tuning run from a frozen run's fch; this run is frozen itself")
+    upper = net.cut if net.kind == netgen.STORED else None
+    frozen = net.kind == netgen.FEATURES
+    mode = "frozen features" if frozen else "fine-tuned above stored %s" % upper if upper else "fine-tuned"
     return run_folder.RunIdentity(
-        dataset=dataset, bits=bits, variant=variant, mode=mode,
+        dataset=s.dataset, bits=s.bits, variant=s.variant, mode=mode,
         backbone=spec, weights_sha256=file_digest(weights, "sha256") if weights else None,
-        features=bb["name"] if features else None, lr=s.lr, alpha=s.alpha,
+        features=net.name if frozen else None, lr=s.lr, alpha=s.alpha,
         max_iter=sched.max_iter, lr_policy=netgen.SOLVER_DEFAULTS["lr_policy"],
         gamma=netgen.SOLVER_DEFAULTS["gamma"], stepsize=sched.stepsize, batch=s.batch, seed=s.seed,
         shuffle=s.shuffle, train_split=split_folder.split_key(os.path.join(data_dir, "train")),
@@ -375,11 +424,11 @@ def run_identity(s, bb, img_bb, spec, weights, data_dir, sched):
         init_fch=file_digest(run_folder.final_model(s.init_fch), "sha256") if s.init_fch else None,
         feature_norm=s.feature_norm, similar_weight=s.similar_weight, upper=upper, norm_stats=norm_stats(s),
         # a foreign backbone's Dropout layers train only without the BatchNorm (netgen.without_dropout)
-        backbone_dropout=(not s.feature_norm) if bb and "layers" in bb else None,
+        backbone_dropout=(not s.feature_norm) if net.spliced else None,
         # the fitted head's BatchNorm kept in training goes stale as the net below moves
-        bn_recalibration=BN_RECALIBRATION if norm_stats(s) == "global" and not (features or upper) else None,
+        bn_recalibration=BN_RECALIBRATION if norm_stats(s) == "global" and net.takes_images else None,
         views=split_folder.check_split(os.path.join(data_dir, "train"))["blobs"]["views"] if upper else None,
-        mean=[float(v) for v in transform["mean"]], scale=float(transform["scale"]), lambda_=s.lambda_).to_json()
+        mean=[float(v) for v in images.mean], scale=float(images.scale), lambda_=s.lambda_).to_json()
 
 
 def main(argv=None):

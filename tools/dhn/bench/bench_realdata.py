@@ -52,7 +52,7 @@ def forward_rate(bb, weights, batch=16):
         fh.write(str(netgen.backbone_net(bb, batch=batch)))
     try:
         net = caffe.Net(fh.name, caffe.TEST, **({"weights": weights} if weights else {}))
-        net.blobs[bb["input"]].data[...] = np.random.RandomState(0).uniform(-100, 100, net.blobs[bb["input"]].data.shape)
+        net.blobs[bb.input].data[...] = np.random.RandomState(0).uniform(-100, 100, net.blobs[bb.input].data.shape)
         net.forward()
         return batch / best_time(net.forward, repeat=3)
     finally:
@@ -67,8 +67,8 @@ def finetune_rate(tmp, bb, weights, iters):
         imgs = rng.randint(0, 256, (128, 256, 256, 3)).astype(np.uint8)
         convert.build_splits(data, "bench", {"train": np.arange(128)}, np.eye(10, dtype=np.uint8)[np.arange(128) % 10],
                              convert.ArrayLoader(imgs), size=256, progress=False)
-    return step_seconds(os.path.join(tmp, "run-%s" % bb["name"]), bb if "layers" in bb else None, data, weights, iters,
-                        feature_norm="layers" in bb)
+    return step_seconds(os.path.join(tmp, "run-%s" % bb.name), bb if bb.spliced else None, data, weights, iters,
+                        feature_norm=bb.spliced)
 
 
 def stored_rate(tmp, sq, weights, iters):
