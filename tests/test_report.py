@@ -206,3 +206,26 @@ def test_lambda_chosen_per_length_is_one_row(tmp_path):
                     "λ 0.1 | — | — | — | 0.470 |",
                     "| DHN — backbone squeezenet_v1.0_dc:pool_final, frozen features, α 10/K, balanced pairs, lr 0.0025, "
                     "λ 1 | 0.370 | — | — | 0.460 |"]
+
+
+def test_a_cell_groups_runs_of_one_identity_but_seed_and_length():
+    # the grouping is read from run_folder.RunIdentity: a key added to the identity splits cells too
+    from dhn import run_folder
+    assert set(report.GROUP_KEYS) == (set(run_folder.IDENTITY) - {"seed", "bits"}) | set(report.PROTOCOL_KEYS)
+    run = json.load(open(os.path.join(os.path.dirname(__file__), "..", "results",
+                                      "cifar10-48-dhn-squeezenet_v1.0_dc-upper-pool8", "results.json")))
+    key = report.config_key(run)
+
+    def other(v):
+        if v == "balanced":                  # the similar pairs' weight, else a number
+            return 1.0
+        return (not v) if isinstance(v, bool) else v * 3 + 1 if isinstance(v, (int, float)) else v + v[:1]
+    for k in run_folder.IDENTITY:
+        if k not in ("seed", "bits") and run.get(k) is not None:
+            assert report.config_key(dict(run, **{k: other(run[k])})) != key, k
+    for k, v in (("seed", 7), ("map", 0.1), ("commit", "other"), ("run", "other")):
+        assert report.config_key(dict(run, **{k: v})) == key, k
+    assert report.config_key(dict(run, bits=12, alpha=10 / 12)) == key    # α 10/K at every length
+    # λ as older results spelled it
+    old = {("lambda_" if k == "lambda" else k): v for k, v in run.items()}
+    assert report.config_key(old) == key

@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-from dhn import kept, paths
+from dhn import kept, paths, run_folder
 from dhn.atomic import write_atomic
 from dhn.kept import short_backbone
 from dhn.datasets import DatasetError, read_json
@@ -173,22 +173,25 @@ def setting(run, lambdas=None):
 # protocol and stay in the key), and where/with which commit a run ran.
 RESULT_KEYS = ("map", "ap", "pr_curve", "precision_at_n", "precision_hamming2", "precision_radius", "radius",
                "eval_seconds", "random_ranking_map", "demo_seconds")
-GROUP_IGNORES = RESULT_KEYS + ("seed", "run", "weights", "commit", "caffe", "bits", "codes_of")
+# How a result was measured, beside the run's identity: the queries, the database, their sizes, R.
+PROTOCOL_KEYS = ("query", "database", "n_query", "n_database", "R", "ranking")
+# What must be equal for two runs to share a cell: the run's identity (run_folder.RunIdentity) but
+# its seed and length (a row spans the lengths), and the protocol.
+GROUP_KEYS = tuple(k for k in run_folder.IDENTITY if k not in ("seed", "bits")) + PROTOCOL_KEYS
 
 
 def config_key(run):
-    """What must be equal for two runs to share a cell: everything recorded but the seed, the
-    results and where/with which commit it ran; a key recorded as None is one a run from before
-    that key existed lacks (run_folder.check_same_config reads such runs the same way). A run
-    without a recorded configuration is its own."""
+    """The GROUP_KEYS of a run, for grouping its results with other seeds'; a key recorded as None,
+    or not at all, is one a run from before that key existed lacks (run_folder.check_same_config
+    reads such runs the same way). A run without a recorded configuration is its own."""
     if setting(run) is None:
         return ("unrecorded", run["run"])
     per = _alpha_per_bits(run)
     run = dict(run, alpha="%d/K" % per) if per else run     # 10/K at every length is one configuration
-    # one backbone wherever its file lay (its weights' sha256 is recorded): runs from several machines
-    run = dict(run, backbone=short_backbone(run.get("backbone")))
-    return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in run.items()
-                        if k not in GROUP_IGNORES and v is not None))
+    # one backbone wherever its file lay (its weights' sha256 is recorded): runs from several machines;
+    # λ as older results spelled it too
+    run = dict(run, backbone=short_backbone(run.get("backbone")), **{"lambda": run.get("lambda", run.get("lambda_"))})
+    return tuple(sorted((k, json.dumps(run[k], sort_keys=True)) for k in GROUP_KEYS if run.get(k) is not None))
 
 
 def _cell(maps):
