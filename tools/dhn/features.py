@@ -63,7 +63,7 @@ def backbone_of(dataset, spec=None, mean=None, scale=None, weights=None):
         name = netgen.DATASETS[dataset]["backbone"]
         bb = netgen.built_backbone(name)
         layer = "fc7"
-        weights = weights or os.path.join(root, "weights", "bvlc_alexnet.caffemodel")
+        weights = weights or paths.alexnet_weights(root)
     if not weights or not os.path.isfile(weights):
         raise FeatureError("%s: the backbone's pretrained caffemodel is missing: pass --weights (make: WEIGHTS=)%s"
                            % (weights or spec, "" if spec else ", or run `make weights`"))

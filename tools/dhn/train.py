@@ -137,7 +137,7 @@ def _input(s, root):
         bb = foreign_backbone(s.dataset, s.backbone, s.mean, s.scale, s.weights)
         return bb, bb, s.backbone, s.weights, data_dir
     name = netgen.DATASETS[s.dataset]["backbone"]
-    weights = s.weights or (os.path.join(root, "weights", "bvlc_alexnet.caffemodel") if name == "alexnet" else None)
+    weights = s.weights or (paths.alexnet_weights(root) if name == "alexnet" else None)
     bb = netgen.built_backbone(name)
     return bb, bb, name, weights, data_dir
 
@@ -174,7 +174,7 @@ def paper_net(dataset, weights, root):
     if netgen.DATASETS[dataset]["backbone"] != "alexnet":
         raise TrainError("UPPER= cuts a pretrained net and the %s dataset's own net is trained from scratch: give "
                          "BACKBONE=DEPLOY.prototxt:LAYER and WEIGHTS=" % dataset)
-    weights = weights or os.path.join(root, "weights", "bvlc_alexnet.caffemodel")
+    weights = weights or paths.alexnet_weights(root)
     if not os.path.exists(weights):
         raise TrainError("%s: ImageNet AlexNet weights missing; run `make weights` (or pass --weights)" % weights)
     return netgen.ALEXNET_DEPLOY + ":fc7", weights
