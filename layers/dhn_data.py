@@ -12,15 +12,16 @@ same over the project's converted splits (dhn.convert), so no image files are ne
               param_str: "{'source': 'data/cifar10/lmdb/train', 'batch_size': 64, 'seed': 1234,
                            'crop_size': 227, 'mirror': True, 'mean': [104, 117, 123]}" } }
 
-- ``source``: a converted split folder: ``images/`` (or ``features/`` for frozen-feature runs,
-  dhn.features) and ``labels/``, LMDBs of Caffe Datums with keys ``%08d``; or a stored split
-  (dhn.stored: ``blobs.npy``, V views of a lower layer's output per record, read memory-mapped).
+- ``source``: a converted split folder: ``images/`` and ``labels/``, LMDBs of Caffe Datums with
+  keys ``%08d``; or a split of stored outputs (dhn.blobs: ``blobs.npy``, V views of a layer's
+  output per record, read memory-mapped): a stored-mode run's, or a frozen-feature run's (its
+  features, one view, D×1×1).
 - Order: epoch e is ``RandomState([seed, e]).permutation(N)``; batches run on across epoch
   ends, as ImageData's do. ``shuffle: False`` reads in key order (as ``Data``).
 - Transform, as Caffe's DataTransformer does in the TRAIN phase: a random ``crop_size`` crop
   (offsets uniform), a mirror with probability 1/2 when ``mirror``, then (pixel − mean) × scale.
-  Batch t's crops/mirrors come from ``RandomState([seed, 2**20, t])``. Features pass unchanged;
-  from a stored split each sample takes one of its record's V views, drawn from the same stream.
+  Batch t's crops/mirrors come from ``RandomState([seed, 2**20, t])``. Stored outputs pass
+  unchanged: each sample takes one of its record's V views, drawn from the same stream.
 - Resume: order and augmentation are functions of the batch number only, so ``start_iter: T``
   (dhn.train writes it when resuming from iteration T) continues the stream exactly; without it
   a resumed ``caffe train -snapshot`` restarts the stream at batch 0, as ``Data`` restarts its
@@ -70,7 +71,7 @@ class EpochOrder:
 
 
 class ShuffledData(caffe.Layer):
-    """Tops: data (B×C×crop×crop, or B×D×1×1 features) and label (B×C×1×1)."""
+    """Tops: data (B×C×crop×crop, or B×C×H×W stored outputs) and label (B×C×1×1)."""
     defaults = {"source": "", "batch_size": 64, "seed": SEED, "crop_size": 0, "mirror": False,
                 "mean": [0.0, 0.0, 0.0], "scale": 1.0, "shuffle": True, "start_iter": 0}
 
@@ -88,53 +89,44 @@ class ShuffledData(caffe.Layer):
             _fail("ShuffledData takes no bottom and has two tops (data, label)")
         self.p = p
         src = p["source"]
-        kind = "features" if os.path.isdir(os.path.join(src, "features")) else "images"
         if os.path.isfile(os.path.join(src, "blobs.npy")):
             return self._setup_blobs(src, p)
-        for db in (kind, "labels"):
+        if os.path.isdir(os.path.join(src, "features")):
+            _fail("%s: features in the older format (a features/ LMDB): run make features again, which converts them"
+                  % src)
+        for db in ("images", "labels"):
             if not os.path.isfile(os.path.join(src, db, "data.mdb")):
-                _fail("%s: no %s LMDB: convert the dataset first (make data / make features)"
-                      % (os.path.join(src, db), db))
-        self.kind = kind
+                _fail("%s: no %s LMDB: convert the dataset first (make data)" % (os.path.join(src, db), db))
+        self.kind = "images"
         self.labels = np.stack([datum_array(d).reshape(-1) for d in self._read_all(os.path.join(src, "labels"))])
         self.labels = self.labels.astype(np.float32)
         n = len(self.labels)
-        self.env = lmdb.open(os.path.join(src, kind), readonly=True, lock=False)
+        self.env = lmdb.open(os.path.join(src, "images"), readonly=True, lock=False)
         if self.env.stat()["entries"] != n:
-            _fail("%s: %d %s records but %d labels: convert it again"
-                  % (src, self.env.stat()["entries"], kind, n))
-        self.features = None
-        if kind == "features":   # small: held in memory (5,000 × 1,000 floats = 20 MB)
-            self.features = np.stack([datum_array(d).reshape(-1) for d in self._read_all(os.path.join(src, kind))])
-            shape = (self.features.shape[1], 1, 1)
-        else:
-            first = self._image(0)
-            crop = int(p["crop_size"]) or first.shape[1]
-            if crop > min(first.shape[1:]):
-                _fail("%s: crop_size %d is larger than its %d×%d images" % (src, crop, *first.shape[1:]))
-            shape = (first.shape[0], crop, crop)
-            self.mean = np.asarray(p["mean"], np.float32).reshape(-1, 1, 1)
+            _fail("%s: %d image records but %d labels: convert it again" % (src, self.env.stat()["entries"], n))
+        first = self._image(0)
+        crop = int(p["crop_size"]) or first.shape[1]
+        if crop > min(first.shape[1:]):
+            _fail("%s: crop_size %d is larger than its %d×%d images" % (src, crop, *first.shape[1:]))
+        shape = (first.shape[0], crop, crop)
+        self.mean = np.asarray(p["mean"], np.float32).reshape(-1, 1, 1)
         self.shape = shape
         self.batch = int(p["start_iter"])     # batches already consumed (a resumed run)
         self.order = EpochOrder(n, int(p["seed"]), bool(p["shuffle"]), start=self.batch * int(p["batch_size"]))
 
     def _setup_blobs(self, src, p):
-        """A stored split (dhn.stored): labels from its LMDB, views from blobs.npy (memory-mapped:
-        5,000 images × 2 views of SqueezeNet's fire9/concat are 1.7 GB of float16)."""
-        from dhn.split_folder import check_split
+        """A split of stored outputs (dhn.blobs): labels from its LMDB, views from blobs.npy
+        (memory-mapped: 5,000 images × 2 views of SqueezeNet's pool8 are 1.7 GB of float16)."""
+        from dhn.split_folder import read_blobs    # the one reader of stored outputs: checks them against the manifest
         from dhn.datasets import DatasetError
         try:
-            check_split(src)
+            self.stored, manifest = read_blobs(src)
         except DatasetError as e:
             _fail(str(e))
-        self.kind, self.features = "blobs", None
+        self.kind = "blobs"
         self.labels = np.stack([datum_array(d).reshape(-1) for d in self._read_all(os.path.join(src, "labels"))])
         self.labels = self.labels.astype(np.float32)
-        self.stored = np.load(os.path.join(src, "blobs.npy"), mmap_mode="r")
-        n = len(self.labels)
-        if len(self.stored) % n:
-            _fail("%s: %d stored views for %d labels: store the split again" % (src, len(self.stored), n))
-        self.views = len(self.stored) // n
+        self.views, n = manifest["blobs"]["views"], manifest["count"]
         self.shape = tuple(self.stored.shape[1:])
         self.batch = int(p["start_iter"])
         self.order = EpochOrder(n, int(p["seed"]), bool(p["shuffle"]), start=self.batch * int(p["batch_size"]))
@@ -167,10 +159,6 @@ class ShuffledData(caffe.Layer):
             self.batch += 1
             rows = idx * self.views + aug.randint(self.views, size=len(idx))
             top[0].data[...] = self.stored[rows]
-            return
-        if self.features is not None:
-            self.batch += 1
-            top[0].data[...] = self.features[idx].reshape(top[0].data.shape)
             return
         crop, scale = self.shape[1], float(self.p["scale"])
         aug = np.random.RandomState([int(self.p["seed"]), 1 << 20, self.batch])   # this batch's crops/mirrors

@@ -123,13 +123,12 @@ def case_lmdb_header(d, m):
     flip(os.path.join(d, "lmdb", "database", "labels", "data.mdb"), 16, 16)   # the first meta page
 
 
-def case_feature_key(d, m):
-    """The issue's case: a byte of a feature record's key, among the records the subset copies."""
-    from dhn import convert, split_folder
+def case_features_truncated(d, m):
+    """A features split's stored outputs cut short (a copy interrupted, a full disk)."""
     copy(m, "features", os.path.join(d, "features"))
-    split = os.path.join(d, "features", "database")
-    first = convert.class_balanced_positions(split_folder.read_split_labels(split), 2, 0)[0]
-    flip(os.path.join(split, "features", "data.mdb"), record_offset(os.path.join(split, "features"), first))
+    path = os.path.join(d, "features", "database", "blobs.npy")
+    with open(path, "r+b") as fh:
+        fh.truncate(os.path.getsize(path) - 100)
 
 
 def case_not_a_datum(d, m):
@@ -287,7 +286,7 @@ def case_list_image(d, m):
 # whether the command's progress output may come before the line: work had begun)
 CASES = {
     "the labels LMDB's header bytes flipped": (case_lmdb_header, (), False),
-    "a byte of a feature record's key flipped": (case_feature_key, (), False),
+    "a features split's blobs.npy cut short": (case_features_truncated, (), False),
     "a labels record that is no Caffe Datum": (case_not_a_datum, (), False),
     "a label byte that is not 0 or 1": (case_label_not_binary, (), False),
     "a damaged LMDB page (LMDB reads past the file: SIGBUS)": (case_lmdb_page, (), False),

@@ -63,3 +63,13 @@ layer { name: "fc" type: "InnerProduct" bottom: "c" top: "y" inner_product_param
     assert macs == {"conv": 4 * 8 * 8 * 3 * 3 * 3, "fc": 5 * 4 * 8 * 8}
     # a step: forward and weight gradient of both, the bottom gradient of all but the lowest
     assert bench_peak.train_step_gflop(str(path), batch=2) == pytest.approx(2.0 * 2 * (2 * sum(macs.values()) + macs["fc"]) / 1e9)
+
+
+def test_the_real_data_benches_build_and_run_their_nets(tmp_path):
+    """What make bench times on real-data shapes, built and run briefly (its timings are the bench's,
+    not the test's): the frozen head on a generated split of stored features (dhn.blobs' layout)
+    and AlexNet's forward pass from the built backbone."""
+    from dhn import netgen
+    from dhn.bench import bench_realdata
+    assert bench_realdata.frozen_rate(str(tmp_path), iters=2) > 0
+    assert bench_realdata.forward_rate(netgen.built_backbone("alexnet"), None, batch=1) > 0

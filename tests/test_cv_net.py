@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import caffe
-from dhn import cv_net, features, netgen, stored
+from dhn import blobs, cv_net, features, netgen, stored
 import datagen
 
 REL_TOL = 1e-4
@@ -20,7 +20,7 @@ SQUEEZENET = os.path.join(os.environ.get("DHN_SHARED_DATA") or os.path.join(os.e
 def lower_net(tmp_path, spec, cut, batch, **transform):
     bb = netgen.foreign_backbone(spec, **transform)
     lower, _, blob = stored.split_backbone(bb, cut)
-    path, out = features.write_backbone_net(lower, str(tmp_path), batch)
+    path, out = blobs.write_backbone_net(lower, str(tmp_path), batch)
     assert out == blob
     return path, blob
 

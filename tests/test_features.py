@@ -1,7 +1,9 @@
 """The frozen-feature mode on generated data with a small foreign backbone saved from random init:
-features equal pycaffe's TEST-phase forward of the centre crops, they land in float-Datum LMDBs
-that Caffe's Data layer and our data layer read, a frozen run trains on them and beats random
-ranking, and the search of a frozen run goes through its backbone."""
+features equal pycaffe's TEST-phase forward of the centre crops, they are stored outputs at the
+feature layer (dhn.blobs: float32, one view) that our data layer reads in key order when not
+shuffling, a features folder of the older format (float-Datum LMDB) is converted value for value,
+a frozen run trains on them and beats random ranking, and the search of a frozen run goes
+through its backbone."""
 import json
 import os
 
@@ -29,7 +31,7 @@ def setup(tmp_path_factory):
 def test_features_are_the_backbones_test_phase_output(setup):
     import caffe
     feats = baselines.read_features(os.path.join(setup["features"], "query"))
-    assert feats.shape == (40, 64) and setup["manifests"]["query"]["dim"] == 64
+    assert feats.shape == (40, 64) and features.dim(setup["manifests"]["query"]) == 64
     net = caffe.Net(setup["deploy"], caffe.TEST, weights=setup["model"])
     imgs = [lmdb_io.datum_array(d) for d in lmdb_io.read(os.path.join(setup["data"], "query", "images"))]
     net.blobs["img"].reshape(len(imgs), 3, 28, 28)
@@ -42,18 +44,76 @@ def test_features_are_the_backbones_test_phase_output(setup):
     assert open(os.path.join(setup["features"], "query", "records.txt")).read() == \
         open(os.path.join(setup["data"], "query", "records.txt")).read()
     m = json.load(open(os.path.join(setup["features"], "query", "manifest.json")))
-    assert m["complete"] and m["databases"] == ["features", "labels"]
+    assert m["complete"] and m["databases"] == ["labels"]
+    assert m["blobs"] == dict(file="blobs.npy", shape=[64, 1, 1], dtype="float32", views=1, blob="feat")
+    assert np.load(os.path.join(setup["features"], "query", "blobs.npy")).dtype == np.float32   # exact, not float16
 
 
-def test_caffes_data_layer_reads_the_feature_lmdb(setup, tmp_path):
+def data_layer_batch(tmp_path, split, batch, **params):
+    """One batch of dhn_data.ShuffledData over ``split``: (data, label)."""
     import caffe
-    split = os.path.join(setup["features"], "train")
-    (tmp_path / "n.prototxt").write_text(
-        'layer { name: "d" type: "Data" top: "f" data_param { source: "%s/features" backend: LMDB batch_size: 240 } }'
-        % split)
-    net = caffe.Net(str(tmp_path / "n.prototxt"), caffe.TEST)
+    p = dict(source=split, batch_size=batch, **params)
+    (tmp_path / "n.prototxt").write_text('layer { name: "d" type: "Python" top: "f" top: "l" python_param { '
+                                         'module: "dhn_data" layer: "ShuffledData" param_str: "%s" } }' % repr(p))
+    net = caffe.Net(str(tmp_path / "n.prototxt"), caffe.TRAIN)
     net.forward()
-    np.testing.assert_array_equal(net.blobs["f"].data.reshape(240, -1), baselines.read_features(split))
+    return net.blobs["f"].data.copy(), net.blobs["l"].data.copy()
+
+
+def test_the_data_layer_reads_the_features_in_key_order_unshuffled(setup, tmp_path):
+    split = os.path.join(setup["features"], "train")
+    data, label = data_layer_batch(tmp_path, split, 240, shuffle=False)
+    np.testing.assert_array_equal(data.reshape(240, -1), baselines.read_features(split))
+    np.testing.assert_array_equal(label.reshape(240, -1), split_folder.read_split_labels(split))
+
+
+def test_unshuffled_training_on_features_reads_them_through_the_data_layer_in_key_order(setup):
+    """No Caffe layer reads blobs.npy: SHUFFLE=0 keeps the project's data layer, told not to shuffle
+    (what Caffe's Data layer did over the older format's LMDB: the records in key order)."""
+    from dhn import netgen
+    bb = netgen.features_backbone("smallnet-feat", 64)
+    net = str(netgen.train_net("demo", 16, "dhn", data_dir=os.path.join(setup["features"], "train"), backbone=bb,
+                               shuffle=False, feature_norm=True))
+    assert 'type: "Data"' not in net and "ShuffledData" in net and r"\'shuffle\': False" in net
+    assert r"\'shuffle\'" not in str(netgen.train_net("demo", 16, "dhn", data_dir="x", backbone=bb, feature_norm=True))
+
+
+def older_format(split, out):
+    """``split`` written as dhn.features wrote features before they were stored outputs: a
+    features/ LMDB of float Datums, its manifest's databases and dim (the key was the same)."""
+    import shutil
+    m = json.load(open(os.path.join(split, "manifest.json")))
+    os.makedirs(out)
+    with lmdb_io.Writer(os.path.join(out, "features")) as w:
+        for row in baselines.read_features(split):
+            w.put(lmdb_io.float_datum(row))
+    shutil.copytree(os.path.join(split, "labels"), os.path.join(out, "labels"))
+    shutil.copyfile(os.path.join(split, "records.txt"), os.path.join(out, "records.txt"))
+    old = {k: v for k, v in m.items() if k != "blobs"}
+    json.dump(dict(old, databases=["features", "labels"], dim=64), open(os.path.join(out, "manifest.json"), "w"))
+
+
+def test_an_older_features_folder_is_refused_with_the_fix_then_converted(setup, tmp_path, capsys):
+    import caffe   # noqa: F401  (the data layer runs under pycaffe)
+    out = tmp_path / "features"
+    older_format(os.path.join(setup["features"], "query"), str(out / "query"))
+    with pytest.raises(Exception, match="older format"):
+        data_layer_batch(tmp_path, str(out / "query"), 8)
+    with pytest.raises(split_folder.DatasetError, match="make features converts"):
+        split_folder.read_blobs(str(out / "query"))
+    _, manifests = features.extract("demo", ("query",), setup["spec"], setup["model"], mean=(128, 128, 128),
+                                    scale=1 / 128, data_dir=setup["data"], out=str(out), progress=False)
+    assert "(converted from the older features/ LMDB)" in capsys.readouterr().err
+    assert manifests["query"]["converted"] and manifests["query"]["key"] == setup["manifests"]["query"]["key"]
+    # the fingerprint a run records of its training split is unchanged: its runs keep their identity
+    assert split_folder.split_key(str(out / "query")) == split_folder.split_key(os.path.join(setup["features"], "query"))
+    assert not (out / "query" / "features").exists()
+    # the same float32 values as features made now (the older format held them as float Datums)
+    np.testing.assert_array_equal(np.load(str(out / "query" / "blobs.npy")),
+                                  np.load(os.path.join(setup["features"], "query", "blobs.npy")))
+    assert features.extract("demo", ("query",), setup["spec"], setup["model"], mean=(128, 128, 128), scale=1 / 128,
+                            data_dir=setup["data"], out=str(out), progress=False)[1]["query"] == manifests["query"]
+    assert "(up to date)" in capsys.readouterr().err
 
 
 def test_a_rerun_is_a_noop(setup):

@@ -79,7 +79,7 @@ def test_real_images_convert_features_train_and_beat_random(real):
     weights = os.path.join(SQUEEZENET, "squeezenet_v1.0_dc.caffemodel")
     fdir, manifests = features.extract("cifar10", ("train", "query", "database"), spec, weights, data_dir=real["data"],
                                        out=os.path.join(real["root"], "features"), batch=16, progress=False)
-    assert manifests["train"]["dim"] == 1000 and manifests["train"]["count"] == 10 * TRAIN_PER_CLASS
+    assert features.dim(manifests["train"]) == 1000 and manifests["train"]["count"] == 10 * TRAIN_PER_CLASS
     res = train.train("cifar10", 16, "dhn", features=True, backbone=spec, weights=weights, data_dir=fdir,
                       run_dir=os.path.join(real["root"], "run"), iters=400, lr=1e-3, lambda_=1.0, quiet=True)
     lq = split_folder.read_split_labels(os.path.join(real["data"], "query"))

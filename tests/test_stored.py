@@ -12,7 +12,7 @@ import pytest
 from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 
-from dhn import (convert, demo, encode, evaluate, netgen, recalibrate, run_folder, split_folder, stored, sweep,
+from dhn import (blobs, convert, demo, encode, evaluate, netgen, recalibrate, run_folder, split_folder, stored, sweep,
                  train)
 from dhn.datasets import DatasetError, file_digest
 import datagen
@@ -79,7 +79,7 @@ def test_the_default_cut_keeps_the_last_module_above_it(tmp_path):
 
 def test_stored_views_are_the_test_phase_outputs_of_centre_crop_and_mirror(setup):
     import caffe
-    blobs, m = stored.read_blobs(os.path.join(setup["out"], "train"))
+    blobs, m = split_folder.read_blobs(os.path.join(setup["out"], "train"))
     assert m["blobs"]["views"] == 2 and blobs.dtype == np.float16 and blobs.shape == (480, 16, 12, 12)
     net = caffe.Net(setup["deploy"], caffe.TEST, weights=setup["model"])
     imgs = [lmdb_img for lmdb_img in _images(os.path.join(setup["data"], "train"))[:5]]
@@ -89,7 +89,7 @@ def test_stored_views_are_the_test_phase_outputs_of_centre_crop_and_mirror(setup
             net.blobs["img"].data[0] = (view.astype(np.float32) - 128) / 128
             net.forward(end="r1")
             np.testing.assert_allclose(blobs[2 * i + v], net.blobs["c1"].data[0], rtol=1e-3, atol=FP16_ATOL)
-    q, mq = stored.read_blobs(os.path.join(setup["out"], "query"))
+    q, mq = split_folder.read_blobs(os.path.join(setup["out"], "query"))
     assert mq["blobs"]["views"] == 1 and len(q) == 40      # query and database: the centre crop only
     np.testing.assert_array_equal(split_folder.read_split_labels(os.path.join(setup["out"], "query")),
                                   split_folder.read_split_labels(os.path.join(setup["data"], "query")))
@@ -107,10 +107,10 @@ def test_a_rerun_is_a_noop_and_a_damaged_blob_file_is_one_line(setup, tmp_path):
     copy = tmp_path / "query"
     import shutil
     shutil.copytree(os.path.join(setup["out"], "query"), copy)
-    with open(copy / stored.BLOBS, "r+b") as fh:
-        fh.truncate(os.path.getsize(copy / stored.BLOBS) // 2)
+    with open(copy / split_folder.BLOBS, "r+b") as fh:
+        fh.truncate(os.path.getsize(copy / split_folder.BLOBS) // 2)
     with pytest.raises(DatasetError, match="store it again"):
-        stored.read_blobs(str(copy))
+        split_folder.read_blobs(str(copy))
 
 
 def test_the_data_layer_serves_one_stored_view_of_each_record(setup, tmp_path):
@@ -121,7 +121,7 @@ def test_the_data_layer_serves_one_stored_view_of_each_record(setup, tmp_path):
                         'layer: "ShuffledData" param_str: "{\'source\': \'%s\', \'batch_size\': 240, \'seed\': 3}" } }'
                         % src)
     net = caffe.Net(str(net_path), caffe.TRAIN)
-    blobs, _ = stored.read_blobs(src)
+    blobs, _ = split_folder.read_blobs(src)
     labels = split_folder.read_split_labels(src)
     index = {blobs[r].tobytes(): r for r in range(len(blobs))}     # stored row (2·record + view) of a view
     epochs = []
@@ -139,8 +139,8 @@ def test_the_data_layer_serves_one_stored_view_of_each_record(setup, tmp_path):
 def test_a_subset_of_a_stored_split_copies_its_views(setup, tmp_path):
     src = os.path.join(setup["out"], "train")
     out = convert.subset_split(src, str(tmp_path / "part"), [3, 7, 100], "part")
-    part, m = stored.read_blobs(out)
-    full, _ = stored.read_blobs(src)
+    part, m = split_folder.read_blobs(out)
+    full, _ = split_folder.read_blobs(src)
     assert m["count"] == 3
     np.testing.assert_array_equal(part, full[[6, 7, 14, 15, 200, 201]])
 
@@ -183,7 +183,7 @@ def test_head_statistics_over_a_stored_split_read_its_centre_crops(setup):
                     scale=SCALE, data_dir=setup["data"], run_dir=run, iters=300, quiet=True)
     net = caffe.Net(os.path.join(run, "deploy.prototxt"), caffe.TEST, weights=run_folder.final_model(run))
     split = os.path.join(setup["out"], "train")
-    blobs, _ = stored.read_blobs(split)
+    blobs, _ = split_folder.read_blobs(split)
     below = net.bottom_names["fch_bn"][0]
     net.blobs[net.inputs[0]].reshape(70, *blobs.shape[1:])
     net.blobs[net.inputs[0]].data[...] = blobs[0:140:2]          # records 0..69, view 0 of 2
@@ -316,14 +316,14 @@ def test_auto_stores_with_the_engine_that_was_faster_and_records_it(setup, tmp_p
     """ENGINE "auto": one batch timed in each engine (both measured here), the faster stores; a
     GPU run stores with Caffe; the manifest names the engine."""
     lower, _, _ = stored.split_backbone(_bb(setup), "c1")
-    rates = stored.engine_rates(lower, setup["model"], 8)
+    rates = blobs.engine_rates(lower, setup["model"], 8)
     assert set(rates) == {"caffe", "opencv"} and min(rates.values()) > 0
-    assert stored.ENGINE == "auto"
+    assert blobs.ENGINE == "auto"
     for fast, slow in (("caffe", "opencv"), ("opencv", "caffe")):
-        monkeypatch.setattr(stored, "engine_rates", lambda *a, **k: {fast: 10.0, slow: 5.0})
+        monkeypatch.setattr(blobs, "engine_rates", lambda *a, **k: {fast: 10.0, slow: 5.0})
         _, m = stored.store("demo", setup["spec"], setup["model"], "c1", splits=("query",), mean=MEAN, scale=SCALE,
                             data_dir=setup["data"], out=str(tmp_path / fast))
         assert m["query"]["engine"] == fast
-        assert "dhn.stored: storing with %s, the faster here (caffe " % fast in capsys.readouterr().err
-    assert stored.choose_engine("auto", lower, setup["model"], gpu=0) == "caffe"
-    assert stored.choose_engine("opencv", lower, setup["model"]) == "opencv"
+        assert "dhn.blobs: storing with %s, the faster here (caffe " % fast in capsys.readouterr().err
+    assert blobs.choose_engine("auto", lower, setup["model"], gpu=0) == "caffe"
+    assert blobs.choose_engine("opencv", lower, setup["model"]) == "opencv"

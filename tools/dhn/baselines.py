@@ -21,18 +21,14 @@ import sys
 
 import numpy as np
 
-from dhn import lmdb_io, metrics, paths, split_folder
+from dhn import metrics, paths, split_folder
 from dhn.atomic import write_atomic
 from dhn.datasets import DatasetError
 
 
 def read_features(split_dir):
-    """N×D float32 features of a features split, in record order (after split_folder.check_split)."""
-    manifest = split_folder.check_split(split_dir)
-    feats = np.empty((manifest["count"], manifest["dim"]), np.float32)
-    for i, datum in enumerate(lmdb_io.read(os.path.join(split_dir, "features"))):
-        feats[i] = lmdb_io.datum_array(datum).reshape(-1)
-    return feats
+    """N×D float32 features of a features split (dhn.features: stored outputs, one view), in record order."""
+    return split_folder.first_views(split_dir)
 
 
 def lsh_codes(features, bits, seed):

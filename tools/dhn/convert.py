@@ -109,7 +109,7 @@ def _jsonable(obj):
 def subset_split(src_dir, out_dir, positions, name, seed=0, shuffle=False):
     """A split holding the records of the finished split src_dir at ``positions`` (record
     positions in src_dir, written in sorted order, or in a RandomState(seed) permutation with
-    shuffle), every LMDB of it (images or features, labels) and a stored split's blobs.npy copied record for record, no
+    shuffle), every LMDB of it (images, labels) and the blobs.npy of a split of stored outputs (dhn.blobs) copied record for record, no
     re-encoding. What `make sweep` carves and what a stated database subset is made of. Written
     under a temporary name and renamed; a finished one with the same request is kept."""
     src = split_folder.check_split(src_dir)
@@ -128,8 +128,8 @@ def subset_split(src_dir, out_dir, positions, name, seed=0, shuffle=False):
             with lmdb_io.Reader(os.path.join(src_dir, db)) as reader, lmdb_io.Writer(os.path.join(tmp, db)) as out:
                 for i in positions:
                     out.put_bytes(reader.get_bytes(int(i)))
-        if src.get("blobs"):      # a stored split (dhn.stored): its views of each record, row by row
-            blobs = np.load(os.path.join(src_dir, src["blobs"]["file"]), mmap_mode="r")
+        if src.get("blobs"):      # stored outputs (dhn.blobs): the views of each record, row by row
+            blobs, _ = split_folder.read_blobs(src_dir)
             v = src["blobs"]["views"]
             out = np.lib.format.open_memmap(os.path.join(tmp, src["blobs"]["file"]), mode="w+", dtype=blobs.dtype,
                                             shape=(len(positions) * v,) + blobs.shape[1:])

@@ -97,7 +97,7 @@ def _load_net(deploy_prototxt, caffemodel, crop, code_blob, gpu):
                          "generate it with dhn.netgen.deploy_net"
                          % (deploy_prototxt, code_blob, ", ".join(net.blobs)))
     shape = net.blobs[net.inputs[0]].data.shape
-    if crop is None:   # frozen-feature mode: the input is D×1×1 features
+    if crop is None:   # a net on stored outputs (dhn.blobs.encode_blobs): its input is what was stored
         return net
     if len(shape) != 4 or shape[1] != 3 or shape[2:] != (crop, crop):
         raise ValueError("%s takes input %s but crop=%d gives 3×%d×%d: use the net's crop"
@@ -128,10 +128,9 @@ def forward_batches(net, images_lmdb, crop, mean_bgr, out_blob="code", batch_siz
                     progress=True):
     """Forward every record of images_lmdb (in key order) through ``net`` and yield the ``out_blob``
     outputs batch by batch (float32 arrays, ``views`` rows per image, as view_crops orders them),
-    so that a caller can stream them to disk. crop=None: the records are feature vectors that go
-    in unchanged (the frozen-feature mode)."""
+    so that a caller can stream them to disk."""
     from tqdm import tqdm
-    mean = np.asarray(mean_bgr if crop else (0, 0, 0), np.float32).reshape(-1)
+    mean = np.asarray(mean_bgr, np.float32).reshape(-1)
     if mean.size != 3:
         raise ValueError("mean_bgr must have 3 values (B, G, R), got %r" % (mean_bgr,))
     if batch_size < 1:
@@ -139,7 +138,7 @@ def forward_batches(net, images_lmdb, crop, mean_bgr, out_blob="code", batch_siz
     if not os.path.isdir(images_lmdb):
         raise ValueError("%s: no such LMDB (convert the dataset first: make data DATASET=...)" % images_lmdb)
     n = lmdb_io.count(images_lmdb)
-    item = (3, crop, crop) if crop else tuple(net.blobs[net.inputs[0]].data.shape[1:])
+    item = (3, crop, crop)
     per_batch = max(1, batch_size // views) * views
     batch = np.empty((per_batch,) + item, np.float32)
     filled = 0
@@ -162,20 +161,14 @@ def forward_batches(net, images_lmdb, crop, mean_bgr, out_blob="code", batch_siz
                 img = lmdb_io.datum_array(datum)
             except ValueError:      # an encoded record that OpenCV cannot decode
                 raise lmdb_io.damaged(images_lmdb, "record %d does not decode as an image" % i) from None
-            if crop is None:       # a feature record goes in as it is
-                if img.size != np.prod(item):
-                    raise ValueError("%s: records of %d values, the net takes %s" % (images_lmdb, img.size, item))
-                batch[filled] = img.reshape(item)
+            if img.shape[0] != 3:
+                raise ValueError("%s: images must have 3 (BGR) channels, got %d" % (images_lmdb, img.shape[0]))
+            for view in view_crops(img, crop, views):
+                batch[filled] = view
+                batch[filled] -= mean[:, None, None]
+                if scale != 1:
+                    batch[filled] *= scale
                 filled += 1
-            else:
-                if img.shape[0] != 3:
-                    raise ValueError("%s: images must have 3 (BGR) channels, got %d" % (images_lmdb, img.shape[0]))
-                for view in view_crops(img, crop, views):
-                    batch[filled] = view
-                    batch[filled] -= mean[:, None, None]
-                    if scale != 1:
-                        batch[filled] *= scale
-                    filled += 1
             if filled == per_batch:
                 yield flush()
                 bar.update(filled // views)
@@ -190,8 +183,7 @@ def forward_batches(net, images_lmdb, crop, mean_bgr, out_blob="code", batch_siz
 def encode(deploy_prototxt, caffemodel, images_lmdb, crop, mean_bgr, batch_size=64, code_blob="code",
            gpu=None, scale=1.0, progress=True):
     """float32 N×K codes of every image in images_lmdb, in key order (the LMDB's record order).
-    crop=None: images_lmdb holds feature records (dhn.features) that go in unchanged (no crop,
-    mean or scale), the frozen-feature mode's encoding."""
+    A run on stored outputs (frozen features, the stored mode) encodes them with dhn.blobs.encode_blobs."""
     if not os.path.isdir(images_lmdb):
         raise ValueError("%s: no such LMDB (convert the dataset first: make data DATASET=...)" % images_lmdb)
     net = _load_net(deploy_prototxt, caffemodel, crop, code_blob, gpu)

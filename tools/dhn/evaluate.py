@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from dhn import encode, gallery, metrics, run_folder, runlock, split_folder, stored
+from dhn import blobs, encode, gallery, metrics, run_folder, runlock, split_folder
 from dhn.atomic import write_atomic
 
 
@@ -98,14 +98,13 @@ DATASET_R = {"cifar10": None, "nuswide21": 5000, "flickr25k": None, "demo": None
 def encode_split(run_dir, weights, data_dir, split, gpu):
     """The run's codes of one split (codes/<split>.npy, written holding the codes folder's lock)."""
     crop, mean, scale = run_folder.data_transform(os.path.join(run_dir, "train.prototxt"))
-    db = "images" if crop else "features"     # crop None: a frozen-feature run (or a stored-mode one)
     deploy = os.path.join(run_dir, "deploy.prototxt")
     with runlock.hold(os.path.join(run_dir, "codes")):    # as `dhn.encode --out` into it takes it
         try:
-            if os.path.isfile(os.path.join(data_dir, split, stored.BLOBS)):
-                z = stored.encode_blobs(deploy, weights, os.path.join(data_dir, split), gpu=gpu)
+            if crop is None:     # a frozen-feature or stored-mode run: its stored outputs (dhn.blobs)
+                z = blobs.encode_blobs(deploy, weights, os.path.join(data_dir, split), gpu=gpu)
             else:
-                z = encode.encode(deploy, weights, os.path.join(data_dir, split, db),
+                z = encode.encode(deploy, weights, os.path.join(data_dir, split, "images"),
                                   crop=crop, mean_bgr=mean, scale=scale, gpu=gpu)
         except (ValueError, split_folder.DatasetError) as e:   # bad input (a damaged LMDB, weights that do not fit): one line
             raise run_folder.TrainError(str(e)) from None

@@ -5,17 +5,16 @@
 
 The backbone is cut as training cuts it (the dataset's AlexNet conv1–fc7, or any Caffe deploy net
 cut after LAYER, dhn.netgen) and run in Caffe's TEST phase on the converted split's images with the
-encoding transform (centre crop, BGR mean, scale: dhn.encode). Per split it writes, beside the
-image LMDBs, ``data/<dataset>/features/<net>-<layer>/<split>/``:
+encoding transform (centre crop, BGR mean, scale: dhn.encode). Features are the stored mode's
+outputs at the feature layer with one view: per split, beside the image LMDBs,
+``data/<dataset>/features/<net>-<layer>/<split>/`` holds the one format of stored outputs
+(dhn.blobs): ``blobs.npy`` (N×D×1×1 float32, the split's record order), ``labels/``,
+``records.txt`` and ``manifest.json`` (blobs {shape, dtype, views: 1}, backbone, the source
+split's key, img/s, "complete": true). A features folder of the older format (a ``features/``
+LMDB of float Datums) is converted to it, value for value, the next time ``make features`` runs.
 
-    features/      LMDB of float Datums (D×1×1 float_data), keys %08d in the split's record order
-    labels/        the split's label LMDB, copied record for record
-    records.txt    the split's, copied
-    manifest.json  databases ["features", "labels"], dim, backbone (deploy, layer, weights sha256,
-                   crop, mean, scale), source split's manifest key, img/s, "complete": true
-
-``make train ... FEATURES=1`` then trains fch + the DHN losses on them with `caffe train` (a data
-layer over ``features/``): the frozen-feature mode, an addition to the paper (DHN fine-tunes the
+``make train ... FEATURES=1`` then trains fch + the DHN losses on them with `caffe train` (the
+data layer reads blobs.npy): the frozen-feature mode, an addition to the paper (DHN fine-tunes the
 whole net), much faster on a CPU and labelled "frozen" wherever its results are shown.
 A split is written under a temporary name and renamed when whole; a finished split whose manifest
 matches (same backbone, weights and source split) is skipped.
@@ -24,13 +23,11 @@ import argparse
 import inspect
 import json
 import os
-import shutil
 import sys
-import time
 
 import numpy as np
 
-from . import convert, encode, lmdb_io, netgen, paths, split_folder
+from . import blobs, convert, encode, lmdb_io, netgen, paths, split_folder
 from .datasets import DatasetError, file_digest
 
 
@@ -94,52 +91,50 @@ def features_dir(dataset, name, root=None):
     return os.path.join(root, "data", dataset, "features", name)
 
 
-def write_backbone_net(bb, folder, batch):
-    """(path, output blob) of the backbone's TEST net (netgen.backbone_net) written into folder."""
-    proto = netgen.backbone_net(bb, batch=batch)
-    path = os.path.join(folder, "backbone.prototxt")
-    with open(path, "w") as fh:
-        fh.write(str(proto))
-    return path, proto.layer[-1].top[0]
-
-
-def copy_labels_and_records(split_dir, out):
-    """The split's label LMDB and records.txt, copied record for record into out."""
-    with lmdb_io.Writer(os.path.join(out, "labels")) as dst:
-        for datum in lmdb_io.read(os.path.join(split_dir, "labels")):
-            dst.put(datum)
-    shutil.copyfile(os.path.join(split_dir, "records.txt"), os.path.join(out, "records.txt"))
+# The engine that forwards the backbone for features: Caffe, as for every frozen run measured so
+# far (OpenCV's outputs agree to float32 rounding, but would not be the same bytes: dhn.cv_net).
+ENGINE = "caffe"
 
 
 def extract_split(split_dir, out_dir, bb, weights, batch=64, gpu=None, progress=True, key=None):
-    """Write out_dir (see module doc) from the converted split in split_dir; returns its manifest."""
-    src = split_folder.check_split(split_dir)
-    done = convert.finished_split(out_dir, key) if key is not None else None
-    if done:
-        return done
+    """Write out_dir: the backbone's features of the converted split in split_dir, stored outputs
+    (dhn.blobs) at the feature layer, one view, float32. A finished split of the older format (a
+    features/ LMDB) of the same backbone and source split is converted instead (the same float32
+    values, no forward pass). Returns its manifest."""
+    if key is not None and _older_format(out_dir, key):
+        return _convert_older(out_dir, key)
+    return blobs.store_split(split_dir, out_dir, bb, weights, views=1, batch=batch, gpu=gpu, progress=progress,
+                             key=key, engine=ENGINE, dtype="float32", flatten=True)
+
+
+def _older_format(out_dir, key):
+    """Whether out_dir is a finished features split of the older format (features/ LMDB of float
+    Datums) made by the same request. The key is the one it had then: a run records the training
+    split's fingerprint (split_folder.split_key), so converted features keep their runs' identity."""
+    manifest = convert.finished_split(out_dir, key)
+    return bool(manifest) and "features" in manifest.get("databases", [])
+
+
+def _convert_older(out_dir, key):
+    """Rewrite an older-format features split (_older_format) as stored outputs, record for record."""
+    old = split_folder.check_split(out_dir)
 
     def fill(tmp):
-        deploy, feature_blob = write_backbone_net(bb, tmp, batch)
-        t0 = time.perf_counter()
-        feats = encode.encode(deploy, weights, os.path.join(split_dir, "images"), crop=bb.crop,
-                              mean_bgr=bb.mean, scale=bb.scale, batch_size=batch, code_blob=feature_blob,
-                              gpu=gpu, progress=progress)
-        seconds = time.perf_counter() - t0
-        os.remove(deploy)
-        feats = feats.reshape(len(feats), -1)
-        if len(feats) != src["count"]:
-            raise FeatureError("%s: %d features for %d records" % (split_dir, len(feats), src["count"]))
-        with lmdb_io.Writer(os.path.join(tmp, "features")) as out:
-            for row in feats:
-                out.put(lmdb_io.float_datum(row))
-        copy_labels_and_records(split_dir, tmp)
-        return dict(dataset=src["dataset"], split=src["split"], count=int(len(feats)), num_labels=src["num_labels"],
-                    databases=["features", "labels"], dim=int(feats.shape[1]), feature_blob=feature_blob,
-                    label_counts=src["label_counts"], source_split=os.path.abspath(split_dir),
-                    feature_stats={"mean": float(feats.mean()), "max": float(feats.max()),
-                                   "row_norm": float(np.linalg.norm(feats, axis=1).mean())},
-                    seconds=round(seconds, 1), images_per_s=round(len(feats) / max(seconds, 1e-9), 1),
-                    created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), key=key, complete=True)
+        feats = np.lib.format.open_memmap(os.path.join(tmp, blobs.BLOBS), mode="w+", dtype=np.float32,
+                                          shape=(old["count"], old["dim"], 1, 1))
+        n = 0
+        for n, datum in enumerate(lmdb_io.read(os.path.join(out_dir, "features")), 1):
+            feats[n - 1] = lmdb_io.datum_array(datum).reshape(-1, 1, 1)
+        if n != old["count"]:
+            raise FeatureError("%s: %d feature records where its manifest says %d: make features again (delete it)"
+                               % (out_dir, n, old["count"]))
+        feats.flush()
+        del feats
+        blobs.copy_labels_and_records(out_dir, tmp)
+        manifest = {k: v for k, v in old.items() if k not in ("dim", "feature_blob", "feature_stats")}
+        return dict(manifest, databases=["labels"], key=key, converted="from the features/ LMDB format",
+                    blobs=dict(file=blobs.BLOBS, shape=[old["dim"], 1, 1], dtype="float32", views=1,
+                               blob=old.get("feature_blob")))
 
     return convert.write_split(out_dir, fill)
 
@@ -162,14 +157,22 @@ def extract(dataset, splits=("train", "query", "database"), spec=None, weights=N
         if not os.path.isfile(os.path.join(split_dir, "manifest.json")):
             raise FeatureError("%s: no converted %s split: run `make data DATASET=%s` first" % (split_dir, split, dataset))
         key = dict(backbone=backbone, source_key=split_folder.check_split(split_dir).get("key"))
-        t0 = time.time()
-        m = extract_split(split_dir, os.path.join(out, split), bb, weights, batch, gpu, progress, key=json.loads(json.dumps(key)))
+        key = json.loads(json.dumps(key))
+        older = _older_format(os.path.join(out, split), key)
+        fresh = older or convert.finished_split(os.path.join(out, split), key) is None
+        m = extract_split(split_dir, os.path.join(out, split), bb, weights, batch, gpu, progress, key=key)
         m = dict(m, backbone=backbone)
         done[split] = m
         print("dhn.features: %s/%s: %d × %d features (%.1f img/s) -> %s%s"
-              % (dataset, split, m["count"], m["dim"], m["images_per_s"], os.path.join(out, split),
-                 "" if time.time() - t0 > 5 else " (up to date)"), file=sys.stderr)
+              % (dataset, split, m["count"], dim(m), m["images_per_s"], os.path.join(out, split),
+                 " (converted from the older features/ LMDB)" if older else "" if fresh else " (up to date)"),
+              file=sys.stderr)
     return out, done
+
+
+def dim(manifest):
+    """The features' length D of a features split's manifest (its stored outputs are D×1×1)."""
+    return int(np.prod(manifest["blobs"]["shape"]))
 
 
 def add_split_args(ap):

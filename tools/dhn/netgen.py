@@ -259,22 +259,21 @@ def data_layer(n, bb, data_dir, batch, mirror=True, shuffle=True, seed=SEED, sta
 
     shuffle=True: dhn_data.ShuffledData, a Python layer that reshuffles the split every epoch
     (as the authors' group's ImageData ``shuffle: true`` does); False: Caffe's two Data layers,
-    which read the LMDBs in key order, the same order every epoch."""
-    if bb.kind == STORED and not shuffle:
-        raise ValueError("a stored split (blobs.npy) is read by the reshuffling data layer only: drop --no-shuffle")
-    image_db = "features" if bb.kind == FEATURES else "images"
+    which read the LMDBs in key order, the same order every epoch (stored outputs, which no
+    Caffe layer reads: ShuffledData in key order)."""
     transform = {} if not bb.takes_images else dict(crop_size=bb.crop, mirror=mirror, mean_value=list(bb.mean),
                                                     **({"scale": bb.scale} if bb.scale != 1 else {}))
-    if shuffle:
-        params = dict(source=data_dir, batch_size=batch, seed=seed, **({"start_iter": start_iter} if start_iter else {}))
+    if shuffle or not bb.takes_images:      # stored outputs (frozen features too) have no Caffe layer that reads them
+        params = dict(source=data_dir, batch_size=batch, seed=seed, **({"start_iter": start_iter} if start_iter else {}),
+                      **({} if shuffle else {"shuffle": False}))
         if transform:
             params.update(crop_size=transform["crop_size"], mirror=mirror, mean=[float(v) for v in bb.mean],
                           **({"scale": float(bb.scale)} if bb.scale != 1 else {}))
         n[bb.input], n.label = L.Python(module="dhn_data", layer="ShuffledData", ntop=2,
                                            param_str=repr(params), name="data")
         return
-    n[bb.input] = L.Data(source="%s/%s" % (data_dir, image_db), backend=P.Data.LMDB, batch_size=batch,
-                            **({"transform_param": transform} if transform else {}))
+    n[bb.input] = L.Data(source="%s/images" % data_dir, backend=P.Data.LMDB, batch_size=batch,
+                         transform_param=transform)
     n.label = L.Data(source=data_dir + "/labels", backend=P.Data.LMDB, batch_size=batch)
 
 
@@ -378,7 +377,7 @@ def train_net(dataset, bits, variant, lambda_=DEFAULT_LAMBDA, data_dir=None, bat
     """The training net: a converted split → backbone → fch → tanh → DHN losses.
 
     backbone: None (the dataset's), a BACKBONES name, or a Backbone of any kind (FEATURES: the
-    split's features/ LMDB feeds fch). shuffle: see data_layer.
+    split's stored features, blobs.npy, feed fch). shuffle: see data_layer.
     alpha: the scale of θ = α⟨z_i, z_j⟩ in the pairwise cross-entropy loss (1 in the paper).
     backbone_lr_mult: scales the backbone's lr multipliers (fch keeps 10/20).
     feature_norm: a BatchNorm before fch (hash_head). start_iter: batches the reshuffling data
@@ -472,7 +471,7 @@ def is_data_layer(layer):
 
 def data_transform(net):
     """(crop, BGR mean, scale) of a training net's image data layer (a NetParameter), whichever
-    data layer it has; (None, None, 1.0) for a frozen-feature net. Encoding applies the same
+    data layer it has; (None, None, 1.0) for a net on stored outputs (frozen features, the stored mode). Encoding applies the same
     transform in Caffe's TEST phase (centre crop), read from the one place that defines it."""
     import ast
     layer = next(layer for layer in net.layer if is_data_layer(layer))

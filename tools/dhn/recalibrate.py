@@ -26,13 +26,13 @@ def _blocks(net, split_dir, crop, mean, scale, bottom, progress):
     """The BatchNorm input ``bottom`` of every record of a split in the TEST phase's transform:
     forwarded from its images (centre crop), or, for a stored split (dhn.stored), from its
     stored outputs (the first view of each record, the centre crop, as encoding reads them)."""
-    from . import stored
-    if not os.path.isfile(os.path.join(split_dir, stored.BLOBS)):
+    from . import blobs, split_folder
+    if not os.path.isfile(os.path.join(split_dir, split_folder.BLOBS)):
         yield from encode.forward_batches(net, os.path.join(split_dir, "images"), crop, mean, out_blob=bottom,
                                           scale=scale, progress=progress)
         return
-    blobs, manifest = stored.read_blobs(split_dir)
-    yield from stored.forward_first_views(net, blobs, manifest, bottom)
+    stored, manifest = split_folder.read_blobs(split_dir)
+    yield from blobs.forward_first_views(net, stored, manifest, bottom)
 
 
 def statistics(net, split_dir, crop, mean, scale=1.0, bn=HEAD_BN, progress=True, limit=None):

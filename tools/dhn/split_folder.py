@@ -1,6 +1,7 @@
-"""A converted split folder (dhn.convert, dhn.features, dhn.subset): reading it back.
+"""A converted split folder (dhn.convert, dhn.subset), or a split of stored outputs (dhn.blobs:
+frozen features, the stored mode): reading it back.
 
-    <split>/manifest.json, <split>/images/ (or features/), <split>/labels/, <split>/records.txt
+    <split>/manifest.json, <split>/images/ (or blobs.npy), <split>/labels/, <split>/records.txt
 
 What every module that reads a split uses: the checked manifest, the label matrix, and the
 fingerprint a run records of its training split. Writing splits is dhn.convert's.
@@ -13,6 +14,8 @@ import numpy as np
 
 from . import lmdb_io
 from .datasets import DatasetError, read_json
+
+BLOBS = "blobs.npy"     # a split of stored outputs (dhn.blobs): frozen features, or the stored mode's
 
 
 def check_split(split_dir):
@@ -27,7 +30,7 @@ def check_split(split_dir):
     if not isinstance(manifest, dict) or not manifest.get("complete"):
         raise DatasetError("%s: conversion not complete: delete it and convert again" % mpath)
     counts = {}
-    dbs = manifest.get("databases", ["images", "labels"])   # a features split (dhn.features): features, labels
+    dbs = manifest.get("databases", ["images", "labels"])   # a split of stored outputs: labels (and blobs.npy)
     for db in dbs:
         path = os.path.join(split_dir, db)
         if not os.path.isfile(os.path.join(path, "data.mdb")):
@@ -61,7 +64,34 @@ def read_split_labels(split_dir):
 
 
 def split_key(split_dir):
-    """A short fingerprint of a converted (or features) split: sha256 of its manifest's key."""
+    """A short fingerprint of a converted split (or one of stored outputs): sha256 of its manifest's key."""
     key = read_json(os.path.join(split_dir, "manifest.json"),
                     "delete %s and build it again (make data / make features)" % split_dir).get("key")
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_blobs(split_dir):
+    """(blobs memmap (N·V)×C×H×W, manifest) of a finished split of stored outputs; DatasetError otherwise."""
+    manifest = check_split(split_dir)
+    path = os.path.join(split_dir, BLOBS)
+    if not manifest.get("blobs"):
+        raise DatasetError("%s: no stored outputs (%s): make them again (make features, or make train ... UPPER=)%s"
+                           % (split_dir, BLOBS, "; a features/ LMDB is the older format, which make features converts"
+                              if "features" in manifest.get("databases", []) else ""))
+    try:
+        blobs = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as e:
+        raise DatasetError("%s: unreadable (%s): delete %s and store it again (make features, or make train ... UPPER=)"
+                           % (path, e, split_dir)) from None
+    want = manifest["count"] * manifest["blobs"]["views"]
+    if blobs.shape[0] != want or list(blobs.shape[1:]) != manifest["blobs"]["shape"]:
+        raise DatasetError("%s: holds %s where the manifest says %d×%s: delete %s and store it again"
+                           % (path, "×".join(map(str, blobs.shape)), want, manifest["blobs"]["shape"], split_dir))
+    return blobs, manifest
+
+
+def first_views(split_dir):
+    """N×D float32: each record's first view (the centre crop), flattened, in record order; what
+    the baselines read of frozen features."""
+    blobs, manifest = read_blobs(split_dir)
+    return np.asarray(blobs[::manifest["blobs"]["views"]], np.float32).reshape(manifest["count"], -1)

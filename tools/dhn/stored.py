@@ -10,15 +10,11 @@ image in Caffe's TEST phase, and its outputs are stored; the upper part (CUT's D
 → LAYER) trains with fch on them (netgen.train_net with stored_backbone()). For SqueezeNet cut
 at ``pool8`` (``UPPER=1``, default_cut) the upper part is fire9 → drop9 → conv_final → ReLU → pool_final.
 
-Per split, beside the image LMDBs (``data/<dataset>/lmdb``), ``data/<dataset>/stored/<net>-<cut>/<split>/``:
-
-    blobs.npy      float16 (N·V)×C×H×W, the CUT outputs of V views per image, rows i·V … i·V+V−1
-                   for record i (dhn.encode.view_crops: 1 the centre crop, 2 and its mirror, 10
-                   Caffe's oversample); read memory-mapped
-    labels/        the split's label LMDB, copied record for record
-    records.txt    the split's, copied
-    manifest.json  databases ["labels"], blobs {file, shape, dtype, views}, backbone, cut, the
-                   source split's key, img/s, "complete": true
+Per split, beside the image LMDBs (``data/<dataset>/lmdb``), ``data/<dataset>/stored/<net>-<cut>/<split>/``
+holds the split's outputs at CUT in the one format of stored outputs (dhn.blobs: ``blobs.npy``,
+float16 (N·V)×C×H×W, V views per image; ``labels/``, ``records.txt``, ``manifest.json`` with the
+backbone, the cut and the source split's key). Frozen features are the same format at the
+feature layer (dhn.features).
 
 The training split gets ``views`` views (default 2: the centre crop and its mirror; the data
 layer draws one per image and batch), query and database one (the centre crop, as encoding
@@ -36,51 +32,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import convert, cv_net, encode, features, netgen, paths, split_folder
+from . import blobs, convert, cv_net, encode, features, netgen, paths, split_folder
 from .datasets import DatasetError, file_digest
 
-BLOBS = "blobs.npy"
 TRAIN_VIEWS = 2
-# The lower part never trains, so on a CPU either Caffe or OpenCV's DNN module (dhn.cv_net, equal
-# to Caffe's outputs within float32 rounding) can forward it; which is faster depends on the net
-# (OpenCV ran SqueezeNet 2.5x as fast as Caffe, AlexNet 0.4x, docs/BENCHMARKS.md): "auto" times
-# one batch of each before storing and takes the faster. A GPU run uses Caffe.
-ENGINE = "auto"
-ENGINE_CHOICES = cv_net.ENGINES + ("auto",)
-
-
-def engine_rates(lower, weights, batch=64, engines=cv_net.ENGINES):
-    """{engine: images/s} of one timed batch of the lower part in each CPU engine of ``engines``
-    (after one untimed batch, which allocates)."""
-    import tempfile
-    rates = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for engine in engines:
-            n = cv_net.net_batch(engine, None, batch)
-            deploy, blob = features.write_backbone_net(lower, tmp, n)
-            net = cv_net.forward_net(deploy, weights, lower.crop, blob, None, engine)
-            data = net.blobs[net.inputs[0]].data
-            data[...] = np.random.RandomState(0).uniform(-100, 100, data.shape)
-            net.forward(blobs=[blob])
-            t0 = time.perf_counter()
-            net.forward(blobs=[blob])
-            rates[engine] = n / (time.perf_counter() - t0)
-    return rates
-
-
-def choose_engine(engine, lower, weights, batch=64, gpu=None, say=True):
-    """The engine that stores: Caffe on a GPU, else ``engine``, or for "auto" the faster of one
-    timed batch each (engine_rates), said in one line."""
-    if gpu is not None:
-        return "caffe"
-    if engine != "auto":
-        return engine
-    rates = engine_rates(lower, weights, batch)
-    best = max(rates, key=rates.get)
-    if say:
-        print("dhn.stored: storing with %s, the faster here (%s; one batch each)"
-              % (best, ", ".join("%s %.0f img/s" % kv for kv in sorted(rates.items()))), file=sys.stderr)
-    return best
 
 
 def split_backbone(bb, cut):
@@ -158,69 +113,8 @@ def stored_folder(data_dir, bb, cut):
         bb.name, cut_name(cut), features.transform_suffix(bb.mean, bb.scale)))
 
 
-def read_blobs(split_dir):
-    """(blobs memmap (N·V)×C×H×W, manifest) of a finished stored split; DatasetError otherwise."""
-    manifest = split_folder.check_split(split_dir)
-    path = os.path.join(split_dir, BLOBS)
-    try:
-        blobs = np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as e:
-        raise DatasetError("%s: unreadable (%s): delete %s and store it again (make train ... UPPER=)"
-                           % (path, e, split_dir)) from None
-    want = manifest["count"] * manifest["blobs"]["views"]
-    if blobs.shape[0] != want or list(blobs.shape[1:]) != manifest["blobs"]["shape"]:
-        raise DatasetError("%s: holds %s where the manifest says %d×%s: delete %s and store it again"
-                           % (path, "×".join(map(str, blobs.shape)), want, manifest["blobs"]["shape"], split_dir))
-    return blobs, manifest
-
-
-def store_split(split_dir, out_dir, lower, weights, views=1, batch=64, gpu=None, progress=True, key=None,
-                engine=ENGINE):
-    """Write out_dir (see module doc) from the converted split in split_dir; returns its manifest."""
-    src = split_folder.check_split(split_dir)
-    done = convert.finished_split(out_dir, key) if key is not None else None
-    if done:
-        return done
-    engine = choose_engine(engine, lower, weights, batch, gpu, say=progress)
-    batch = cv_net.net_batch(engine, gpu, batch)
-
-    def fill(tmp):
-        deploy, blob = features.write_backbone_net(lower, tmp, batch)
-        net = cv_net.forward_net(deploy, weights, lower.crop, blob, gpu, engine)
-        os.remove(deploy)
-        out, row, t0 = None, 0, time.perf_counter()
-        for block in encode.forward_batches(net, os.path.join(split_dir, "images"), lower.crop, lower.mean,
-                                            blob, batch, lower.scale, views=views, progress=progress):
-            if out is None:
-                out = np.lib.format.open_memmap(os.path.join(tmp, BLOBS), mode="w+", dtype=np.float16,
-                                                shape=(src["count"] * views,) + block.shape[1:])
-            if row + len(block) > len(out):
-                raise DatasetError("%s: more records than its manifest's %d: convert it again" % (split_dir, src["count"]))
-            out[row:row + len(block)] = block
-            row += len(block)
-        seconds = time.perf_counter() - t0
-        if out is None or row != len(out):
-            raise DatasetError("%s: %d views stored for %d records × %d views: convert it again"
-                               % (split_dir, row, src["count"], views))
-        shape = list(out.shape[1:])
-        out.flush()
-        del out
-        features.copy_labels_and_records(split_dir, tmp)
-        return dict(dataset=src["dataset"], split=src["split"], count=src["count"], num_labels=src["num_labels"],
-                    databases=["labels"], blobs=dict(file=BLOBS, shape=shape, dtype="float16", views=views, blob=blob),
-                    label_counts=src["label_counts"],
-                    source_split=os.path.abspath(split_dir), seconds=round(seconds, 1),
-                    engine="caffe" if gpu is not None else engine,
-                    images_per_s=round(src["count"] / max(seconds, 1e-9), 1),
-                    created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), key=key, complete=True)
-
-    manifest = convert.write_split(out_dir, fill)
-    read_blobs(out_dir)
-    return manifest
-
-
 def store(dataset, spec, weights, cut, splits=("train", "query", "database"), views=TRAIN_VIEWS, mean=None,
-          scale=None, data_dir=None, out=None, batch=64, gpu=None, progress=True, engine=ENGINE):
+          scale=None, data_dir=None, out=None, batch=64, gpu=None, progress=True, engine=blobs.ENGINE):
     """Store the lower part's outputs of each split (the training split with ``views`` views, the
     others with the centre crop); returns (stored folder, {split: manifest}). Skips finished splits."""
     bb, weights, _ = features.backbone_of(dataset, spec, mean, scale, weights)
@@ -244,18 +138,18 @@ def store(dataset, spec, weights, cut, splits=("train", "query", "database"), vi
                                          source_key=split_folder.check_split(split_dir).get("key"))))
         fresh = convert.finished_split(os.path.join(out, split), key) is None
         if fresh and engine == "auto":
-            engine = choose_engine(engine, lower, weights, batch, gpu, say=progress)
-        m = store_split(split_dir, os.path.join(out, split), lower, weights, v, batch, gpu, progress, key=key,
+            engine = blobs.choose_engine(engine, lower, weights, batch, gpu, say=progress)
+        m = blobs.store_split(split_dir, os.path.join(out, split), lower, weights, v, batch, gpu, progress, key=key,
                         engine=engine)
         done[split] = m
         print("dhn.stored: %s/%s: %d images × %d views of %s %s, %.2f GB (%.1f img/s) -> %s%s"
               % (dataset, split, m["count"], v, cut, "×".join(map(str, m["blobs"]["shape"])),
-                 os.path.getsize(os.path.join(out, split, BLOBS)) / 1e9, m["images_per_s"], os.path.join(out, split),
+                 os.path.getsize(os.path.join(out, split, blobs.BLOBS)) / 1e9, m["images_per_s"], os.path.join(out, split),
                  "" if fresh else " (up to date)"), file=sys.stderr)
     return out, done
 
 
-def expected_seconds(bb, cut, weights, bits, to_store, iters, to_encode, batch=64, engine=ENGINE):
+def expected_seconds(bb, cut, weights, bits, to_store, iters, to_encode, batch=64, engine=blobs.ENGINE):
     """What a stored-mode run will cost on this machine, from one batch of each net timed now:
     {store, train, encode: (seconds, rate)} for ``to_store`` lower-part forwards (images × views),
     ``iters`` training steps (forward and backward of the layers above the cut and fch; the data
@@ -263,9 +157,9 @@ def expected_seconds(bb, cut, weights, bits, to_store, iters, to_encode, batch=6
     import tempfile
     import caffe
     lower, upper, blob = split_backbone(bb, cut)
-    store_rate = max(engine_rates(lower, weights, batch, cv_net.ENGINES if engine == "auto" else (engine,)).values())
+    store_rate = max(blobs.engine_rates(lower, weights, batch, cv_net.ENGINES if engine == "auto" else (engine,)).values())
     with tempfile.TemporaryDirectory() as tmp:
-        deploy, _ = features.write_backbone_net(lower, tmp, 1)
+        deploy, _ = blobs.write_backbone_net(lower, tmp, 1)
         net = cv_net.forward_net(deploy, weights, lower.crop, blob, None, "caffe")
         shape = net.forward(blobs=[blob])[blob].shape[1:]
         proto = netgen.deploy_net("cifar10", bits, batch, backbone=netgen.stored_backbone(bb, upper, blob, shape, cut),
@@ -301,38 +195,6 @@ def describe_expected(expected, to_store, iters, to_encode):
                minutes(expected["encode"][0]), expected["encode"][1]))
 
 
-def encode_blobs(deploy_prototxt, caffemodel, split_dir, batch=64, code_blob="code", gpu=None, progress=True):
-    """float32 N×K codes of a stored split (its first view per record: the centre crop) through a
-    deploy net whose input is the cut blob (netgen.deploy_net with stored_backbone())."""
-    from tqdm import tqdm
-    blobs, manifest = read_blobs(split_dir)
-    net = encode._load_net(deploy_prototxt, caffemodel, None, code_blob, gpu)
-    data = net.blobs[net.inputs[0]]
-    if tuple(data.data.shape[1:]) != tuple(blobs.shape[1:]):
-        raise ValueError("%s takes %s, %s holds %s: store the split at the run's cut"
-                         % (deploy_prototxt, "×".join(map(str, data.data.shape[1:])), split_dir,
-                            "×".join(map(str, blobs.shape[1:]))))
-    name = os.path.join(*os.path.normpath(os.path.abspath(split_dir)).split(os.sep)[-2:])
-    codes = []
-    with tqdm(total=manifest["count"], unit="img", desc="encode %s" % name, disable=not progress, file=sys.stderr) as bar:
-        for out in forward_first_views(net, blobs, manifest, code_blob, batch):
-            codes.append(np.array(out, np.float32).reshape(len(out), -1))
-            bar.update(len(out))
-    return np.concatenate(codes)
-
-
-def forward_first_views(net, blobs, manifest, out_blob, batch=64):
-    """``out_blob`` of ``net`` (its input: the cut blob) for the first view of each record of a
-    stored split (read_blobs), ``batch`` records at a time: what encoding and dhn.recalibrate read."""
-    n, views, data = manifest["count"], manifest["blobs"]["views"], net.blobs[net.inputs[0]]
-    for start in range(0, n, batch):
-        rows = blobs[start * views:min(n, start + batch) * views:views]
-        if data.data.shape[0] != len(rows):
-            data.reshape(len(rows), *blobs.shape[1:])
-        data.data[...] = rows
-        yield net.forward(blobs=[out_blob])[out_blob]
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", default="cifar10", choices=sorted(k for k in netgen.DATASETS if k != "demo"))
@@ -341,7 +203,7 @@ def main(argv=None):
     ap.add_argument("--cut", required=True, help="the layer whose outputs are stored (e.g. fire9/concat)")
     ap.add_argument("--views", type=int, default=TRAIN_VIEWS, choices=encode.VIEWS,
                     help="views per training image (default %(default)s: centre crop and mirror)")
-    ap.add_argument("--engine", choices=ENGINE_CHOICES, default=ENGINE,
+    ap.add_argument("--engine", choices=blobs.ENGINE_CHOICES, default=blobs.ENGINE,
                     help="what forwards the lower part on a CPU (default %(default)s; a GPU run uses Caffe)")
     features.add_split_args(ap)
     args = ap.parse_args(argv)

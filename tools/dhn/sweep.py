@@ -43,7 +43,7 @@ def carve_validation(train_dir, out_dir, val_fraction=0.2, seed=0, progress=True
     order = np.random.RandomState(seed).permutation(n)
     split = {"train": np.sort(order[n_val:]), "val": np.sort(order[:n_val // 2]),
              "val_database": np.sort(order[n_val // 2:n_val])}
-    # copied record for record (images or a frozen run's features): nothing is re-encoded
+    # copied record for record (images, or the stored outputs of a frozen run's features): nothing is re-encoded
     return {name: convert.subset_split(train_dir, os.path.join(out_dir, name), idx, name, seed=seed,
                                        shuffle=(name == "train"))
             for name, idx in split.items()}

@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from . import evaluate, kept, netgen, options, paths, recalibrate, run_folder, split_folder, stored
+from . import evaluate, features, kept, netgen, options, paths, recalibrate, run_folder, split_folder, stored
 from .atomic import write_atomic
 from .caffe_process import plot_loss, run_caffe_train
 from .datasets import DatasetError, file_digest
@@ -153,7 +153,11 @@ def _frozen_input(s, root):
     if not os.path.exists(manifest):
         raise TrainError("%s: no features for %s: run `make features DATASET=%s%s` first"
                          % (data_dir, fname, s.dataset, " BACKBONE=%s WEIGHTS=%s" % (s.backbone, weights) if s.backbone else ""))
-    net = netgen.features_backbone(fname, split_folder.check_split(os.path.dirname(manifest))["dim"])
+    try:   # an older-format features folder is refused here, with the fix (make features converts it)
+        _, manifest = split_folder.read_blobs(os.path.dirname(manifest))
+    except DatasetError as e:
+        raise TrainError(str(e)) from None
+    net = netgen.features_backbone(fname, features.dim(manifest))
     return net, images, s.backbone or netgen.DATASETS[s.dataset]["backbone"] + ":fc7", weights, data_dir
 
 
@@ -189,7 +193,7 @@ def _stored_input(s, root):
     try:
         cut = stored.default_cut(bb) if s.upper == "1" else s.upper
         _, upper, blob = stored.split_backbone(bb, cut)
-        if s.data_dir and os.path.isfile(os.path.join(s.data_dir, "train", stored.BLOBS)):
+        if s.data_dir and os.path.isfile(os.path.join(s.data_dir, "train", split_folder.BLOBS)):
             out = s.data_dir     # stored splits already (e.g. a validation carved from them, dhn.sweep)
             manifests = {"train": split_folder.check_split(os.path.join(out, "train"))}
         else:   # data_dir: the converted images; their stored outputs beside them

@@ -12,22 +12,22 @@ import sys
 
 import numpy as np
 
-from dhn import run_folder, stored
+from dhn import blobs, run_folder, split_folder, stored
 
 
 def compare(a_dir, b_dir, run, splits=("query", "train")):
     out = {}
     for split in splits:
-        a, ma = stored.read_blobs(os.path.join(a_dir, split))
-        b, mb = stored.read_blobs(os.path.join(b_dir, split))
+        a, ma = split_folder.read_blobs(os.path.join(a_dir, split))
+        b, mb = split_folder.read_blobs(os.path.join(b_dir, split))
         a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
         d = np.abs(a - b)
         out[split] = dict(engines=[ma.get("engine"), mb.get("engine")], max_abs_diff=float(d.max()),
                           max_abs=float(np.abs(a).max()), frac_values_differ=float((d > 0).mean()),
                           img_per_s=[ma.get("images_per_s"), mb.get("images_per_s")])
     deploy, model = os.path.join(run, "deploy.prototxt"), run_folder.final_model(run)
-    za = stored.encode_blobs(deploy, model, os.path.join(a_dir, "query"), progress=False)
-    zb = stored.encode_blobs(deploy, model, os.path.join(b_dir, "query"), progress=False)
+    za = blobs.encode_blobs(deploy, model, os.path.join(a_dir, "query"), progress=False)
+    zb = blobs.encode_blobs(deploy, model, os.path.join(b_dir, "query"), progress=False)
     out["query_codes"] = dict(max_abs_diff=float(np.abs(za - zb).max()),
                               frac_bits_differ=float((np.sign(za) != np.sign(zb)).mean()), bits=int(za.size))
     return out

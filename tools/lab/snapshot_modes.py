@@ -40,6 +40,14 @@ def _runs(root):
             ("whole", dict(foreign, init_fch=os.path.join(root, "stored"), data_dir=data)))
 
 
+def _features(root):
+    """The frozen mode's features in root (an older tree's folder of features is converted, as the
+    next `make features` converts a user's)."""
+    features.extract("demo", ("train", "query", "database"), os.path.join(root, "smallnet", "deploy.prototxt") + ":feat",
+                     os.path.join(root, "smallnet.caffemodel"), mean=MEAN, scale=SCALE,
+                     data_dir=os.path.join(root, "lmdb"), out=os.path.join(root, "features"), progress=False)
+
+
 def make(base, root, out):
     if not os.path.isdir(base):
         os.makedirs(base)
@@ -48,9 +56,7 @@ def make(base, root, out):
     shutil.rmtree(root, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(base, root)
-    features.extract("demo", ("train", "query", "database"), os.path.join(root, "smallnet", "deploy.prototxt") + ":feat",
-                     os.path.join(root, "smallnet.caffemodel"), mean=MEAN, scale=SCALE,
-                     data_dir=os.path.join(root, "lmdb"), out=os.path.join(root, "features"), progress=False)
+    _features(root)
     for mode, kw in _runs(root):
         res = train.train("demo", 16, "dhn", run_dir=os.path.join(root, mode), iters=4, quiet=True, **kw)
         os.makedirs(os.path.join(out, mode))
@@ -68,6 +74,7 @@ def make(base, root, out):
 
 
 def same(root):
+    _features(root)
     for mode, kw in _runs(root):
         said = io.StringIO()
         with contextlib.redirect_stderr(said):

@@ -24,7 +24,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import validate_head_defaults as head  # noqa: E402
 
-from dhn import evaluate, recalibrate, run_folder, split_folder, stored, train  # noqa: E402
+from dhn import blobs, evaluate, recalibrate, run_folder, split_folder, stored, train  # noqa: E402
 
 STORED = os.path.join("data", "cifar10", "stored", "squeezenet_v1.0_dc-fire9_concat")
 OUT = os.path.join("runs", "lab", "validate_stored_defaults")
@@ -37,7 +37,7 @@ def recal(name, folder=STORED):
     t0 = time.time()
     _, change = recalibrate.recalibrate(os.path.join(run, "deploy.prototxt"), snapshot, os.path.join(sweep, "train"),
                                         None, None, out, progress=False)
-    z = {split: stored.encode_blobs(os.path.join(run, "deploy.prototxt"), out, os.path.join(sweep, split), progress=False)
+    z = {split: blobs.encode_blobs(os.path.join(run, "deploy.prototxt"), out, os.path.join(sweep, split), progress=False)
          for split in ("valq", "vald")}
     labels = {split: split_folder.read_split_labels(os.path.join(sweep, split)) for split in z}
     bits = z["valq"].shape[1]

@@ -113,9 +113,9 @@ def write_net(proto, folder, name):
 
 def fresh_run_seconds(tmp, deploy, model, iters=100, engine=None):
     """Wall seconds of a stored-mode run from nothing stored, storing with ``engine`` (default: the
-    storing pass's, stored.ENGINE) and then `dhn.train`: generated 700-image dataset (640 train, 30
+    storing pass's, blobs.ENGINE) and then `dhn.train`: generated 700-image dataset (640 train, 30
     query, 30 database), 48 bits, ``iters`` iterations."""
-    from dhn import convert, stored, synthetic, train
+    from dhn import blobs, convert, stored, synthetic, train
     list_file = synthetic.write_dataset(tmp, 700)
     split = {"train": np.arange(640), "query": np.arange(640, 670), "database": np.arange(670, 700)}
     data = os.path.join(tmp, "lmdb")
@@ -123,7 +123,7 @@ def fresh_run_seconds(tmp, deploy, model, iters=100, engine=None):
     spec = deploy + ":pool_final"
     t0 = time.perf_counter()
     stored.store("cifar10", spec, model, stored.default_cut(netgen.foreign_backbone(spec)), data_dir=data,
-                 progress=False, engine=engine or stored.ENGINE)
+                 progress=False, engine=engine or blobs.ENGINE)
     train.train("cifar10", 48, "dhn", backbone=spec, weights=model, upper="1", iters=iters,
                 data_dir=data, run_dir=os.path.join(tmp, "run"), quiet=True)
     return time.perf_counter() - t0
@@ -141,7 +141,7 @@ def run():
         def rate(name, gflops, what):
             figures.append(Figure(name, gflops, "GFLOPS", gflops / peak, "the peak; " + what))
 
-        alexnet = dict(netgen.BACKBONES["alexnet"], name="alexnet", input="data")
+        alexnet = netgen.built_backbone("alexnet")
         flop, img_s = forward_gflops(write_net(netgen.backbone_net(alexnet, BATCH), tmp, "alexnet.prototxt"))
         figures.append(Figure("storing.alexnet_img_per_s", img_s, "img/s", None, "conv1-fc7 forward, batch 64"))
         rate("storing.alexnet_gflops", flop * img_s, "%.2f GFLOP/image" % flop)
@@ -156,7 +156,7 @@ def run():
         figures.append(Figure("storing.squeezenet_img_per_s", img_s, "img/s", None,
                               "Caffe forward to %s, batch 64" % cut))
         rate("storing.squeezenet_gflops", flop * img_s, "%.2f GFLOP/image, Caffe" % flop)
-        from dhn import cv_net
+        from dhn import blobs, cv_net
         cv_path = write_net(netgen.backbone_net(lower, cv_net.BATCH), tmp, "lower-cv.prototxt")
         cv_flop, cv_img_s = forward_gflops(cv_path, model, engine="opencv")
         figures.append(Figure("storing.squeezenet_opencv_img_per_s", cv_img_s, "img/s", cv_img_s / img_s,
@@ -182,7 +182,7 @@ def run():
                               "100 iterations"))
         fresh = fresh_run_seconds(os.path.join(tmp, "fresh"), deploy, model)
         figures.append(Figure("stored.fresh_run_s", fresh, "s", fresh / with_caffe,
-                              "the same storing in Caffe (storing with the engine stored.ENGINE=%s picks)" % stored.ENGINE))
+                              "the same storing in Caffe (storing with the engine blobs.ENGINE=%s picks)" % blobs.ENGINE))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return figures

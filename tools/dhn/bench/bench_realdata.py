@@ -26,7 +26,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from dhn import convert, lmdb_io, netgen, paths, train
+from dhn import convert, lmdb_io, netgen, paths, split_folder, train
 from dhn.bench import Figure, best_time
 from dhn.bench.bench_train import bench_config
 
@@ -71,28 +71,33 @@ def finetune_rate(tmp, bb, weights, iters):
                         feature_norm=bb.spliced)
 
 
-def stored_rate(tmp, sq, weights, iters):
-    """Seconds per iteration of the stored mode's net: SqueezeNet above its default cut
-    (stored.default_cut: pool8, so fire9 and conv_final at ×10, pool_final) + BatchNorm + fch48 + losses, on a generated stored split of
-    128 records × 2 views of 512×13×13 float16 (dhn.stored's layout), batch 64."""
+def generated_split(split, n, shape, views, dtype, rng, scale=1.0):
+    """A split of stored outputs (dhn.blobs' layout: frozen features or the stored mode's) of ``n``
+    records × ``views`` views of Gamma(1, scale) values, one-hot labels over 10 classes."""
     import json
-    from dhn import stored
-    cut = stored.default_cut(sq)
-    _, upper, blob = stored.split_backbone(sq, cut)
-    data = os.path.join(tmp, "stored")
-    split = os.path.join(data, "train")
     os.makedirs(split, exist_ok=True)
-    n, shape = 128, (512, 13, 13)
-    rng = np.random.RandomState(3)
-    blobs = np.lib.format.open_memmap(os.path.join(split, stored.BLOBS), "w+", np.float16, (2 * n,) + shape)
-    blobs[:] = rng.gamma(1.0, 1.0, blobs.shape).astype(np.float16)
+    blobs = np.lib.format.open_memmap(os.path.join(split, split_folder.BLOBS), "w+", dtype, (views * n,) + shape)
+    blobs[:] = rng.gamma(1.0, scale, blobs.shape).astype(dtype)
     del blobs
     with lmdb_io.Writer(os.path.join(split, "labels")) as wl:
         for i in range(n):
             wl.put(lmdb_io.label_datum(np.eye(10, dtype=np.uint8)[i % 10]))
     with open(os.path.join(split, "manifest.json"), "w") as fh:
         json.dump({"count": n, "num_labels": 10, "databases": ["labels"], "complete": True,
-                   "blobs": {"file": stored.BLOBS, "shape": list(shape), "dtype": "float16", "views": 2}}, fh)
+                   "blobs": {"file": split_folder.BLOBS, "shape": list(shape), "dtype": np.dtype(dtype).name,
+                             "views": views}}, fh)
+
+
+def stored_rate(tmp, sq, weights, iters):
+    """Seconds per iteration of the stored mode's net: SqueezeNet above its default cut
+    (stored.default_cut: pool8, so fire9 and conv_final at ×10, pool_final) + BatchNorm + fch48 + losses, on a generated stored split of
+    128 records × 2 views of 512×13×13 float16 (dhn.stored's layout), batch 64."""
+    from dhn import stored
+    cut = stored.default_cut(sq)
+    _, upper, blob = stored.split_backbone(sq, cut)
+    data = os.path.join(tmp, "stored")
+    shape = (512, 13, 13)
+    generated_split(os.path.join(data, "train"), 128, shape, 2, np.float16, np.random.RandomState(3))
     bb = netgen.stored_backbone(sq, upper, blob, shape, cut)
     return step_seconds(os.path.join(tmp, "run-stored"), bb, data, weights, iters, feature_norm=True,
                         backbone_lr_mult=netgen.UPPER_DEFAULTS["backbone_lr_mult"])
@@ -119,16 +124,10 @@ def step_seconds(run_dir, bb, data, weights, iters, feature_norm, backbone_lr_mu
 
 
 def frozen_rate(tmp, iters=1000):
-    """Seconds for `iters` iterations of a frozen-feature net (fch48 + losses), caffe train."""
-    split = os.path.join(tmp, "features", "train")
-    os.makedirs(split, exist_ok=True)
-    rng = np.random.RandomState(2)
-    with lmdb_io.Writer(os.path.join(split, "features")) as w, lmdb_io.Writer(os.path.join(split, "labels")) as wl:
-        for i in range(5000):
-            w.put(lmdb_io.float_datum(rng.gamma(1.0, 1.7, 1000)))
-            wl.put(lmdb_io.label_datum(np.eye(10, dtype=np.uint8)[i % 10]))
-    with open(os.path.join(split, "manifest.json"), "w") as fh:
-        fh.write('{"count": 5000, "num_labels": 10, "dim": 1000, "databases": ["features", "labels"], "complete": true}')
+    """Seconds for `iters` iterations of a frozen-feature net (fch48 + losses), caffe train, on
+    5,000 generated features of 1,000 dimensions."""
+    generated_split(os.path.join(tmp, "features", "train"), 5000, (1000, 1, 1), 1, np.float32,
+                    np.random.RandomState(2), scale=1.7)
     bb = netgen.features_backbone("bench-features", 1000)
     run_dir = os.path.join(tmp, "frozen")
     settings, sched = bench_config("cifar10", 48, iters, lr=1e-3, lambda_=1.0, feature_norm=True)
@@ -145,7 +144,7 @@ def frozen_rate(tmp, iters=1000):
 
 def run():
     iters = int(os.environ.get("DHN_BENCH_FT_ITERS", "6"))
-    alexnet = dict(netgen.BACKBONES["alexnet"], name="alexnet", input="data")
+    alexnet = netgen.built_backbone("alexnet")
     deploy, model = squeezenet()
     tmp = tempfile.mkdtemp(prefix="dhn-bench-real-")
     figures = []
