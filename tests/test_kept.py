@@ -29,7 +29,7 @@ def setup(tmp_path_factory):
 
 def frozen(setup, run_dir, **kw):
     return train.train("demo", 16, "dhn", features=True, backbone=setup["spec"], weights=setup["model"], mean=MEAN,
-                       scale=SCALE, data_dir=setup["features"], run_dir=str(run_dir), iters=20, quiet=True, **kw)
+                       scale=SCALE, data_dir=setup["features"], run_dir=str(run_dir), iters=20, **dict(dict(quiet=True), **kw))
 
 
 def test_a_kept_run_counts_as_done_only_where_asked_and_only_for_its_configuration(setup, tmp_path, monkeypatch):
@@ -48,6 +48,56 @@ def test_a_kept_run_counts_as_done_only_where_asked_and_only_for_its_configurati
     assert (run / "train.log").exists() and other["lr"] == 1e-3
     shutil.rmtree(run)
     frozen(setup, run)                       # make train: a reproduction trains, whatever is kept
+    assert (run / "train.log").exists()
+
+
+def test_a_kept_run_counts_as_done_where_the_backbone_and_its_features_lie_elsewhere(setup, tmp_path, monkeypatch):
+    """Another checkout: the same backbone files at another path, their features made there. The
+    training split's fingerprint is placeless (split_folder.split_key), so the run kept here is
+    the same configuration there; the fingerprint with paths, which runs recorded before, is not."""
+    from dhn import split_folder
+    monkeypatch.setenv("DHN_ROOT", str(tmp_path))
+    run = tmp_path / "runs" / "frozen16"
+    res = frozen(setup, run)
+    kept.keep(str(run))
+    shutil.rmtree(run)
+    there = tmp_path / "elsewhere"
+    shutil.copytree(os.path.dirname(setup["model"]), there)
+    spec = str(there / os.path.relpath(setup["spec"], os.path.dirname(setup["model"])))
+    model = str(there / os.path.basename(setup["model"]))
+    data = os.path.join(os.path.dirname(setup["features"]), "lmdb")
+    feats, _ = features.extract("demo", ("train", "query", "database"), spec, model, mean=MEAN, scale=SCALE,
+                                data_dir=data, out=str(there / "features"), progress=False)
+    a, b = os.path.join(setup["features"], "train"), os.path.join(feats, "train")
+    assert split_folder.split_key(a) == split_folder.split_key(b)
+    assert split_folder.split_key_with_paths(a) != split_folder.split_key_with_paths(b)
+    again = train.train("demo", 16, "dhn", features=True, backbone=spec, weights=model, mean=MEAN, scale=SCALE,
+                        data_dir=feats, run_dir=str(run), iters=20, quiet=True, reuse_kept=True)
+    assert again["map"] == res["map"] and not (run / "train.log").exists()      # counted as done, not trained
+
+
+def test_a_run_that_recorded_the_fingerprint_with_paths_is_the_same_configuration(setup, tmp_path, monkeypatch, capsys):
+    """Run folders and kept results recorded before the fingerprint was placeless hold
+    split_key_with_paths of their training split: read as the same thing (RunPlan.recorded_before)."""
+    from dhn import split_folder
+    monkeypatch.setenv("DHN_ROOT", str(tmp_path))
+    run = tmp_path / "runs" / "frozen16"
+    res = frozen(setup, run)
+    before = split_folder.split_key_with_paths(os.path.join(setup["features"], "train"))
+    assert before != res["train_split"]
+    config = json.load(open(run / "config.json"))
+    config["identity"]["train_split"] = before
+    (run / "config.json").write_text(json.dumps(config))
+    kept.keep(str(run))
+    capsys.readouterr()
+    assert frozen(setup, run, quiet=False)["map"] == res["map"]
+    assert "the run is done" in capsys.readouterr().err
+    shutil.rmtree(run)
+    assert frozen(setup, run, reuse_kept=True)["map"] == res["map"] and not (run / "train.log").exists()
+    config["identity"]["train_split"] = "0123456789abcdef"      # another split: another configuration
+    (tmp_path / "results" / "frozen16" / "config.json").write_text(json.dumps(config))
+    shutil.rmtree(run)
+    frozen(setup, run, reuse_kept=True)
     assert (run / "train.log").exists()
 
 

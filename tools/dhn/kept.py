@@ -16,7 +16,8 @@ import sys
 from . import paths
 from .atomic import write_atomic
 from .datasets import DatasetError, read_json
-from .run_folder import with_keys_added_since
+from .run_folder import read_as_now, with_keys_added_since
+from .split_folder import short_backbone
 
 FOLDER = "results"
 
@@ -48,9 +49,10 @@ def keep(run_dir, root=None):
     return out
 
 
-def find(name, identity, results_name="results.json", root=None):
+def find(name, identity, results_name="results.json", root=None, earlier=None):
     """The kept results document of run ``name`` when its recorded identity equals ``identity``
-    (run_folder.RunIdentity), else None: a kept run of another configuration is not this run."""
+    (run_folder.RunIdentity), else None: a kept run of another configuration is not this run.
+    ``earlier``: values recorded the earlier way that mean the same (run_folder.read_as_now)."""
     path = os.path.join(folder(root), name)
     try:
         config = read_json(os.path.join(path, "config.json"), "")
@@ -59,7 +61,7 @@ def find(name, identity, results_name="results.json", root=None):
         return None
     old = config.get("identity")
     if isinstance(old, dict):     # recorded before a key existed: read as that key's old behaviour
-        old = with_keys_added_since(old, config, identity)
+        old = read_as_now(with_keys_added_since(old, config, identity), identity, earlier)
     return doc if same_identity(old, identity) else None
 
 
@@ -75,17 +77,6 @@ def same_identity(a, b):
     if not isinstance(a, dict) or not isinstance(b, dict):
         return False
     return dict(a, backbone=short_backbone(a.get("backbone"))) == dict(b, backbone=short_backbone(b.get("backbone")))
-
-
-def short_backbone(spec):
-    """DEPLOY.prototxt:LAYER -> its model folder (or file) and layer; anything else as it is."""
-    if not isinstance(spec, str) or ":" not in spec:
-        return spec
-    path, _, layer = spec.rpartition(":")
-    name = os.path.splitext(os.path.basename(path))[0]
-    if name in ("deploy", "train_val"):
-        name = os.path.basename(os.path.dirname(path))
-    return "%s:%s" % (name, layer)
 
 
 def main(argv=None):

@@ -25,7 +25,7 @@ import numpy as np
 
 from dhn import kept, paths, run_folder
 from dhn.atomic import write_atomic
-from dhn.kept import short_backbone
+from dhn.split_folder import short_backbone
 from dhn.datasets import DatasetError, read_json
 
 VARIANTS = ("dhn", "dhn-b", "dhn-q", "dhn-e")

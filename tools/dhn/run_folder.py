@@ -377,9 +377,19 @@ def with_keys_added_since(old, doc, identity):
     return old
 
 
-def check_same_config(run_dir, identity, force_new):
+def read_as_now(old, identity, earlier=None):
+    """A recorded identity with the values recorded the earlier way read as identity's: ``earlier``
+    maps a key to the value the same thing had when recorded before (the training split's
+    fingerprint with paths, split_folder.split_key_with_paths: RunPlan.recorded_before)."""
+    if not earlier or not isinstance(old, dict):
+        return old
+    return {k: identity.get(k) if k in earlier and v == earlier[k] else v for k, v in old.items()}
+
+
+def check_same_config(run_dir, identity, force_new, earlier=None):
     """Refuse (TrainError, one line) a run folder trained under another configuration; with
-    force_new, empty it instead. Returns True when the folder already holds this configuration."""
+    force_new, empty it instead. Returns True when the folder already holds this configuration.
+    ``earlier``: values recorded the earlier way that mean the same (read_as_now)."""
     path = os.path.join(run_dir, "config.json")
     if not os.path.exists(path):
         return False
@@ -392,7 +402,7 @@ def check_same_config(run_dir, identity, force_new):
         doc = {}
     old = doc.get("identity")
     if old is not None:
-        old = with_keys_added_since(old, doc, identity)
+        old = read_as_now(with_keys_added_since(old, doc, identity), identity, earlier)
     if old == identity:
         return True
     if force_new:

@@ -64,10 +64,51 @@ def read_split_labels(split_dir):
 
 
 def split_key(split_dir):
-    """A short fingerprint of a converted split (or one of stored outputs): sha256 of its manifest's key."""
-    key = read_json(os.path.join(split_dir, "manifest.json"),
-                    "delete %s and build it again (make data / make features)" % split_dir).get("key")
+    """A short fingerprint of a converted split (or one of stored outputs), what a run records of
+    its training split: sha256 of its manifest's key read placeless (what the split holds, not
+    where its inputs sat), so that the same split made in another checkout or on another machine
+    has the same fingerprint and its runs count as done there (dhn.kept)."""
+    return _digest(placeless(_manifest_key(split_dir)))
+
+
+def split_key_with_paths(split_dir):
+    """The fingerprint runs recorded before split_key read keys placeless: sha256 of the whole key,
+    absolute paths and all. Read only to recognise such a record (run_folder.check_same_config)."""
+    return _digest(_manifest_key(split_dir))
+
+
+def _manifest_key(split_dir):
+    return read_json(os.path.join(split_dir, "manifest.json"),
+                     "delete %s and build it again (make data / make features)" % split_dir).get("key")
+
+
+def _digest(key):
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def placeless(value):
+    """A split's key without where things sat: an absolute path (a backbone's weights file, an image
+    list, an image folder) by its file or folder name, beside the sha256 the key records of a file;
+    a backbone's DEPLOY.prototxt:LAYER by short_backbone's name."""
+    if isinstance(value, dict):
+        return {k: short_backbone(v) if k == "spec" else placeless(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [placeless(v) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        return os.path.basename(os.path.normpath(value))
+    return value
+
+
+def short_backbone(spec):
+    """DEPLOY.prototxt:LAYER -> its model folder (or file) and layer; anything else as it is: the
+    name of a backbone wherever its files sit."""
+    if not isinstance(spec, str) or ":" not in spec:
+        return spec
+    path, _, layer = spec.rpartition(":")
+    name = os.path.splitext(os.path.basename(path))[0]
+    if name in ("deploy", "train_val"):
+        name = os.path.basename(os.path.dirname(path))
+    return "%s:%s" % (name, layer)
 
 
 def read_blobs(split_dir):

@@ -320,6 +320,12 @@ class RunPlan:
         """What caffe train copies pretrained layers from: nothing for a frozen run (its net is the head)."""
         return None if self.net.kind == netgen.FEATURES else self.weights
 
+    @property
+    def recorded_before(self):
+        """The identity values a run of this plan recorded the earlier way (run_folder.read_as_now):
+        its training split's fingerprint with paths, as runs recorded it before it was placeless."""
+        return {"train_split": split_folder.split_key_with_paths(os.path.join(self.data_dir, "train"))}
+
 
 def plan(settings):
     """The RunPlan of one run (one of steps()): its settings checked and resolved, the backbone and
@@ -355,7 +361,7 @@ def run_plan(p):
     with snapshots resumes. Returns the results.json document."""
     s, run_dir = p.settings, p.run_dir
     with run_folder.locked(run_dir):
-        same = run_folder.check_same_config(run_dir, p.identity, s.force_new)
+        same = run_folder.check_same_config(run_dir, p.identity, s.force_new, p.recorded_before)
         if p.schedule.note and not s.quiet:
             print(p.schedule.note, file=sys.stderr)
         run_folder.file_results_by_database(run_dir)
@@ -404,7 +410,7 @@ def _done(p, same):
         return done
     if s.reuse_kept and not (s.force or s.force_new):
         done = kept.find(os.path.basename(os.path.abspath(run_dir)), p.identity,
-                         run_folder.results_name(s.query, s.database), paths.root())
+                         run_folder.results_name(s.query, s.database), paths.root(), p.recorded_before)
         if done and not s.quiet:
             print("%s: kept in %s" % (run_dir, kept.FOLDER), file=sys.stderr)
     return done
