@@ -113,6 +113,24 @@ def test_a_rerun_is_a_noop_and_a_damaged_blob_file_is_one_line(setup, tmp_path):
         split_folder.read_blobs(str(copy))
 
 
+def test_stored_outputs_are_up_to_date_when_the_backbone_is_given_from_elsewhere(setup, tmp_path):
+    """The same deploy net and weights at another path (a moved checkout, the shared copy): the
+    stored outputs are the same (the key names the weights by their sha256), not stored again;
+    other weights are another request."""
+    import shutil
+    there = tmp_path / "moved"
+    shutil.copytree(os.path.dirname(setup["deploy"]), there / "smallnet")
+    shutil.copyfile(setup["model"], there / "smallnet.caffemodel")
+    spec = str(there / "smallnet" / os.path.basename(setup["deploy"])) + ":feat"
+    _, again = stored.store("demo", spec, str(there / "smallnet.caffemodel"), "c1", splits=("query",), mean=MEAN,
+                            scale=SCALE, data_dir=setup["data"], out=setup["out"], progress=False)
+    assert again["query"]["created"] == setup["manifests"]["query"]["created"]
+    key = again["query"]["key"]
+    other = dict(key, backbone=dict(key["backbone"], weights_sha256="0" * 64))
+    assert convert.finished_split(os.path.join(setup["out"], "query"), key, placeless=True)
+    assert not convert.finished_split(os.path.join(setup["out"], "query"), other, placeless=True)
+
+
 def test_the_data_layer_serves_one_stored_view_of_each_record(setup, tmp_path):
     import caffe
     src = os.path.join(setup["out"], "train")

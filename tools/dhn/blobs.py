@@ -93,7 +93,7 @@ def store_split(split_dir, out_dir, net, weights, views=1, batch=64, gpu=None, p
     image, as ``dtype``; ``flatten``: each as D×1×1 (frozen features: the vector fch reads, whatever
     the feature layer's shape). Returns its manifest; a finished split with the same key is kept."""
     src = split_folder.check_split(split_dir)
-    done = convert.finished_split(out_dir, key) if key is not None else None
+    done = convert.finished_split(out_dir, key, placeless=True) if key is not None else None
     if done:
         return done
     engine = choose_engine(engine, net, weights, batch, gpu, say=progress)

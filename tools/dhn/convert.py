@@ -158,13 +158,16 @@ def class_balanced_positions(labels, per_class, seed=0):
     return np.unique(np.concatenate(picked))
 
 
-def finished_split(split_dir, key):
+def finished_split(split_dir, key, placeless=False):
     """The manifest of split_dir when it is a whole split made by the same request (its manifest's
-    ``key`` equals key), else None: what lets every writer below skip finished work."""
+    ``key`` equals key), else None: what lets every writer below skip finished work. ``placeless``:
+    keys equal wherever their files sat (split_folder.placeless), for stored outputs, whose key
+    names the weights by their sha256 (an image split's key names its image folder only by path)."""
     if os.path.isdir(split_dir):
         try:
             manifest = split_folder.check_split(split_dir)
-            if manifest.get("key") == key:
+            same = split_folder.placeless if placeless else (lambda k: k)
+            if same(manifest.get("key")) == same(key):
                 return manifest
         except DatasetError:
             pass

@@ -111,7 +111,7 @@ def _older_format(out_dir, key):
     """Whether out_dir is a finished features split of the older format (features/ LMDB of float
     Datums) made by the same request. The key is the one it had then: a run records the training
     split's fingerprint (split_folder.split_key), so converted features keep their runs' identity."""
-    manifest = convert.finished_split(out_dir, key)
+    manifest = convert.finished_split(out_dir, key, placeless=True)
     return bool(manifest) and "features" in manifest.get("databases", [])
 
 
@@ -159,7 +159,7 @@ def extract(dataset, splits=("train", "query", "database"), spec=None, weights=N
         key = dict(backbone=backbone, source_key=split_folder.check_split(split_dir).get("key"))
         key = json.loads(json.dumps(key))
         older = _older_format(os.path.join(out, split), key)
-        fresh = older or convert.finished_split(os.path.join(out, split), key) is None
+        fresh = older or convert.finished_split(os.path.join(out, split), key, placeless=True) is None
         m = extract_split(split_dir, os.path.join(out, split), bb, weights, batch, gpu, progress, key=key)
         m = dict(m, backbone=backbone)
         done[split] = m

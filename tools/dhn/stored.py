@@ -136,7 +136,7 @@ def store(dataset, spec, weights, cut, splits=("train", "query", "database"), vi
         v = views if split == "train" else 1
         key = json.loads(json.dumps(dict(backbone=backbone, views=v,
                                          source_key=split_folder.check_split(split_dir).get("key"))))
-        fresh = convert.finished_split(os.path.join(out, split), key) is None
+        fresh = convert.finished_split(os.path.join(out, split), key, placeless=True) is None
         if fresh and engine == "auto":
             engine = blobs.choose_engine(engine, lower, weights, batch, gpu, say=progress)
         m = blobs.store_split(split_dir, os.path.join(out, split), lower, weights, v, batch, gpu, progress, key=key,
