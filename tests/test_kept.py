@@ -67,7 +67,7 @@ def test_a_kept_run_counts_as_done_where_the_backbone_and_its_features_lie_elsew
     model = str(there / os.path.basename(setup["model"]))
     data = os.path.join(os.path.dirname(setup["features"]), "lmdb")
     feats, _ = features.extract("demo", ("train", "query", "database"), spec, model, mean=MEAN, scale=SCALE,
-                                data_dir=data, out=str(there / "features"), progress=False)
+                                data_dir=data, out=str(there / "features-made-there"), progress=False)
     a, b = os.path.join(setup["features"], "train"), os.path.join(feats, "train")
     assert split_folder.split_key(a) == split_folder.split_key(b)
     assert split_folder.split_key_with_paths(a) != split_folder.split_key_with_paths(b)
