@@ -89,11 +89,9 @@ class ShuffledData(caffe.Layer):
             _fail("ShuffledData takes no bottom and has two tops (data, label)")
         self.p = p
         src = p["source"]
-        if os.path.isfile(os.path.join(src, "blobs.npy")):
+        # stored outputs, or features in the older format (a features/ LMDB), which read_blobs refuses with the fix
+        if os.path.isfile(os.path.join(src, "blobs.npy")) or os.path.isdir(os.path.join(src, "features")):
             return self._setup_blobs(src, p)
-        if os.path.isdir(os.path.join(src, "features")):
-            _fail("%s: features in the older format (a features/ LMDB): run make features again, which converts them"
-                  % src)
         for db in ("images", "labels"):
             if not os.path.isfile(os.path.join(src, db, "data.mdb")):
                 _fail("%s: no %s LMDB: convert the dataset first (make data)" % (os.path.join(src, db), db))

@@ -96,27 +96,17 @@ def features_dir(dataset, name, root=None):
 ENGINE = "caffe"
 
 
-def extract_split(split_dir, out_dir, bb, weights, batch=64, gpu=None, progress=True, key=None):
+def _store_features(split_dir, out_dir, bb, weights, key, batch, gpu, progress):
     """Write out_dir: the backbone's features of the converted split in split_dir, stored outputs
-    (dhn.blobs) at the feature layer, one view, float32. A finished split of the older format (a
-    features/ LMDB) of the same backbone and source split is converted instead (the same float32
-    values, no forward pass). Returns its manifest."""
-    if key is not None and _older_format(out_dir, key):
-        return _convert_older(out_dir, key)
+    (dhn.blobs) at the feature layer, one view, float32, flattened to D×1×1."""
     return blobs.store_split(split_dir, out_dir, bb, weights, views=1, batch=batch, gpu=gpu, progress=progress,
                              key=key, engine=ENGINE, dtype="float32", flatten=True)
 
 
-def _older_format(out_dir, key):
-    """Whether out_dir is a finished features split of the older format (features/ LMDB of float
-    Datums) made by the same request. The key is the one it had then: a run records the training
-    split's fingerprint (split_folder.split_key), so converted features keep their runs' identity."""
-    manifest = convert.finished_split(out_dir, key, placeless=True)
-    return bool(manifest) and "features" in manifest.get("databases", [])
-
-
 def _convert_older(out_dir, key):
-    """Rewrite an older-format features split (_older_format) as stored outputs, record for record."""
+    """Rewrite a finished features split of the older format (a features/ LMDB of float Datums) as
+    stored outputs, record for record, no forward pass. Its key stays: a run records the training
+    split's fingerprint (split_folder.split_key), so converted features keep their runs' identity."""
     old = split_folder.check_split(out_dir)
 
     def fill(tmp):
@@ -158,15 +148,18 @@ def extract(dataset, splits=("train", "query", "database"), spec=None, weights=N
             raise FeatureError("%s: no converted %s split: run `make data DATASET=%s` first" % (split_dir, split, dataset))
         key = dict(backbone=backbone, source_key=split_folder.check_split(split_dir).get("key"))
         key = json.loads(json.dumps(key))
-        older = _older_format(os.path.join(out, split), key)
-        fresh = older or convert.finished_split(os.path.join(out, split), key, placeless=True) is None
-        m = extract_split(split_dir, os.path.join(out, split), bb, weights, batch, gpu, progress, key=key)
+        out_dir = os.path.join(out, split)
+        m = convert.finished_split(out_dir, key, placeless=True)      # the same request made before
+        if m and "features" in m.get("databases", []):
+            m, said = _convert_older(out_dir, key), " (converted from the older features/ LMDB)"
+        elif m:
+            said = " (up to date)"
+        else:
+            m, said = _store_features(split_dir, out_dir, bb, weights, key, batch, gpu, progress), ""
         m = dict(m, backbone=backbone)
         done[split] = m
         print("dhn.features: %s/%s: %d × %d features (%.1f img/s) -> %s%s"
-              % (dataset, split, m["count"], dim(m), m["images_per_s"], os.path.join(out, split),
-                 " (converted from the older features/ LMDB)" if older else "" if fresh else " (up to date)"),
-              file=sys.stderr)
+              % (dataset, split, m["count"], dim(m), m["images_per_s"], out_dir, said), file=sys.stderr)
     return out, done
 
 
