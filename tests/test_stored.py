@@ -5,6 +5,7 @@ layer over them, a stored-mode run that learns, its trained layers put back into
 keeps its BatchNorm's statistics in training and recomputes them after it (dhn.recalibrate)."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -293,6 +294,29 @@ def test_dhn_b_of_a_stored_run_ranks_its_codes_by_inner_product(setup):
     assert doc["variant"] == "dhn-b" and doc["ranking"] == "inner_product" and doc["map"] == pytest.approx(want)
     assert json.load(open(os.path.join(out, "config.json")))["identity"]["variant"] == "dhn-b"
     assert run_folder.final_model(out)      # the same net, linked: search and the gallery work on it
+
+
+def test_a_runs_data_folder_is_found_after_its_checkout_moved(setup, tmp_path):
+    """config.json records the data folder's absolute path; a run in a checkout that moved (or was
+    trained in another one) finds the same folder from its data/ component on, in its checkout now."""
+    import shutil
+    run = os.path.join(setup["root"], "upper")
+    if not os.path.isfile(os.path.join(run, "results.json")):
+        pytest.skip("needs the stored run of test_a_stored_run_learns_and_its_whole_net_gives_the_same_codes")
+    rel = os.path.join("data", "demo", "stored", os.path.basename(setup["out"]))
+    moved = tmp_path / "moved"
+    shutil.copytree(setup["out"], moved / rel)
+    shutil.copytree(run, moved / "runs" / "upper")
+    config_path = moved / "runs" / "upper" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["data_dir"] = os.path.join(str(tmp_path), "gone", rel)       # where the old checkout kept it
+    config_path.write_text(json.dumps(config))
+    assert run_folder.read_config(str(moved / "runs" / "upper"))["data_dir"] == str(moved / rel)
+    doc = evaluate.inner_product_run(str(moved / "runs" / "upper"), str(moved / "runs" / "upper-b"))
+    assert doc["map"] == pytest.approx(evaluate.inner_product_run(run, os.path.join(setup["root"], "upper-b"))["map"])
+    shutil.rmtree(moved / "data")       # nowhere here either: the recorded path, named by its reader's error
+    with pytest.raises(DatasetError, match=re.escape(config["data_dir"])):
+        evaluate.inner_product_run(str(moved / "runs" / "upper"), str(moved / "runs" / "upper-b2"))
 
 
 def test_a_batchnorm_head_trains_without_the_backbones_dropout(tmp_path):

@@ -219,9 +219,29 @@ def final_model(run_or_model):
 
 
 def read_config(run_dir):
-    """The run's config.json; DatasetError (one line) when it is unreadable."""
-    return read_json(os.path.join(run_dir, "config.json"),
-                     "the run's configuration is lost: train it again (make train ... FORCE_NEW=1)")
+    """The run's config.json, its data folder as found now (data_dir_here); DatasetError (one line)
+    when it is unreadable."""
+    doc = read_json(os.path.join(run_dir, "config.json"),
+                    "the run's configuration is lost: train it again (make train ... FORCE_NEW=1)")
+    if doc.get("data_dir"):
+        doc["data_dir"] = data_dir_here(doc["data_dir"], run_dir)
+    return doc
+
+
+def data_dir_here(recorded, run_dir):
+    """The folder of a run's splits: the absolute path its config.json recorded or, where that is
+    gone because the checkout moved (or the run was trained in another checkout of the project,
+    a clone or a worktree), the same path from a ``data`` component on in the checkout that holds
+    the run now (runs/NAME: two folders up). Else the recorded path, whose reader names it."""
+    if os.path.isdir(recorded):
+        return recorded
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(run_dir)))
+    parts = recorded.split(os.sep)
+    for i in reversed(range(len(parts))):
+        here = os.path.join(checkout, *parts[i:])
+        if parts[i] == "data" and os.path.isdir(here):
+            return here
+    return recorded
 
 
 def results_name(query="query", database="database"):
