@@ -16,6 +16,7 @@ Also writes report_map_vs_bits.png beside the report. Sweep grids (runs/sweep-*)
 results and are not read.
 """
 import argparse
+import collections
 import glob
 import json
 import os
@@ -212,19 +213,24 @@ def rows_of(mine):
     groups = {}
     for r in mine:
         # λ may be chosen per length (netgen.HEAD_DEFAULTS, a sweep per length): one row, its λ
-        # named per length, unless two runs of one length differ in λ (then a row per λ)
+        # named per length. Where runs of one length differ in λ, the λ most of them share stays
+        # in that row and each other λ gets its own (a one-off λ beside three seeds of the default);
+        # with no such majority at some length, a row per λ.
         key = (r["variant"], config_key(_without_lambda(r)))
         groups.setdefault(key, []).append(r)
     split = {}
     for (variant, key), runs in groups.items():
         per_bits = {}
         for r in runs:
-            per_bits.setdefault(r.get("bits"), set()).add(_lambda(r))
-        if any(len(v) > 1 for v in per_bits.values()):
-            for r in runs:
-                split.setdefault((variant, key, _lambda(r)), []).append(r)
+            per_bits.setdefault(r.get("bits"), collections.Counter())[_lambda(r)] += 1
+        ranked = [counts.most_common() for counts in per_bits.values()]
+        if any(len(c) > 1 and c[0][1] == c[1][1] for c in ranked):
+            main = {}
         else:
-            split[(variant, key, None)] = runs
+            main = {bits: counts.most_common(1)[0][0] for bits, counts in per_bits.items()}
+        for r in runs:
+            lam = _lambda(r)
+            split.setdefault((variant, key, None if main.get(r.get("bits"), object()) == lam else lam), []).append(r)
     rows = []
     for (variant, _, _), runs in split.items():
         tail = setting(runs[0], {r.get("bits"): _lambda(r) for r in runs})
