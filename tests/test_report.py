@@ -193,28 +193,25 @@ def test_lambda_chosen_per_length_is_one_row(tmp_path):
     share a row that names λ per length; two λ at one length are two rows, and where most runs of
     that length share one λ, the others leave the row and it stays whole."""
     runs = tmp_path / "runs"
+    head = "| DHN — backbone squeezenet_v1.0_dc:pool_final, frozen features, α 10/K, balanced pairs, lr 0.0025, "
+
+    def dhn_rows():
+        return [line for line in report.tables(report.load_runs(str(runs))).splitlines() if line.startswith(head)]
+
     frozen = dict(FROZEN, lr=2.5e-3, similar_weight="balanced")
     for bits, lam, m in ((12, 1.0, 0.37), (48, 0.1, 0.47)):
         write_run(runs, "f%d" % bits, dataset="cifar10", bits=bits, variant="dhn", map=m, R=54000, n_database=54000,
                   seed=1, **dict(frozen, alpha=10 / bits), **{"lambda": lam})
-    rows = [line for line in report.tables(report.load_runs(str(runs))).splitlines() if line.startswith("| DHN — back")]
-    assert rows == ["| DHN — backbone squeezenet_v1.0_dc:pool_final, frozen features, α 10/K, balanced pairs, lr 0.0025, "
-                    "λ 1 / 0.1 at 12 / 48 bits | 0.370 | — | — | 0.470 |"]
+    assert dhn_rows() == [head + "λ 1 / 0.1 at 12 / 48 bits | 0.370 | — | — | 0.470 |"]
     write_run(runs, "f48b", dataset="cifar10", bits=48, variant="dhn", map=0.46, R=54000, n_database=54000,
               seed=1, **dict(frozen, alpha=10 / 48), **{"lambda": 1.0})
-    rows = [line for line in report.tables(report.load_runs(str(runs))).splitlines() if line.startswith("| DHN — back")]
-    assert rows == ["| DHN — backbone squeezenet_v1.0_dc:pool_final, frozen features, α 10/K, balanced pairs, lr 0.0025, "
-                    "λ 0.1 | — | — | — | 0.470 |",
-                    "| DHN — backbone squeezenet_v1.0_dc:pool_final, frozen features, α 10/K, balanced pairs, lr 0.0025, "
-                    "λ 1 | 0.370 | — | — | 0.460 |"]
+    assert dhn_rows() == [head + "λ 0.1 | — | — | — | 0.470 |",
+                          head + "λ 1 | 0.370 | — | — | 0.460 |"]
     # a second seed of λ 0.1 at 48 bits: the λ most runs of each length share keeps the row, the other stands apart
     write_run(runs, "f48c", dataset="cifar10", bits=48, variant="dhn", map=0.48, R=54000, n_database=54000,
               seed=2, **dict(frozen, alpha=10 / 48), **{"lambda": 0.1})
-    rows = [line for line in report.tables(report.load_runs(str(runs))).splitlines() if line.startswith("| DHN — back")]
-    assert rows == ["| DHN — backbone squeezenet_v1.0_dc:pool_final, frozen features, α 10/K, balanced pairs, lr 0.0025, "
-                    "λ 1 | — | — | — | 0.460 |",
-                    "| DHN — backbone squeezenet_v1.0_dc:pool_final, frozen features, α 10/K, balanced pairs, lr 0.0025, "
-                    "λ 1 / 0.1 at 12 / 48 bits | 0.370 | — | — | 0.475 ± 0.007 (2) |"]
+    assert dhn_rows() == [head + "λ 1 | — | — | — | 0.460 |",
+                          head + "λ 1 / 0.1 at 12 / 48 bits | 0.370 | — | — | 0.475 ± 0.007 (2) |"]
 
 
 def test_a_cell_groups_runs_of_one_identity_but_seed_and_length():
