@@ -223,14 +223,17 @@ def rows_of(mine):
         per_bits = {}
         for r in runs:
             per_bits.setdefault(r.get("bits"), collections.Counter())[_lambda(r)] += 1
-        ranked = [counts.most_common() for counts in per_bits.values()]
-        if any(len(c) > 1 and c[0][1] == c[1][1] for c in ranked):
-            main = {}
-        else:
-            main = {bits: counts.most_common(1)[0][0] for bits, counts in per_bits.items()}
+        main = {}                                   # length -> the λ that keeps the row
+        for bits, counts in per_bits.items():
+            (top, n), *others = counts.most_common()
+            if others and others[0][1] == n:
+                main = None
+                break
+            main[bits] = top
         for r in runs:
             lam = _lambda(r)
-            split.setdefault((variant, key, None if main.get(r.get("bits"), object()) == lam else lam), []).append(r)
+            in_main = main is not None and main[r.get("bits")] == lam
+            split.setdefault((variant, key, None if in_main else lam), []).append(r)
     rows = []
     for (variant, _, _), runs in split.items():
         tail = setting(runs[0], {r.get("bits"): _lambda(r) for r in runs})
